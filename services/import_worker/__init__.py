@@ -1,0 +1,1 @@
+"""The import worker: turns discovered accounts into commands, as policies say."""

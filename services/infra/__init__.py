@@ -1,0 +1,1 @@
+"""Adapters and plumbing shared by both services: settings, logging, Kafka, PostgreSQL."""

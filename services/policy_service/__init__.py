@@ -1,0 +1,1 @@
+"""The policy service: import policies and customers over HTTP, events via an outbox."""
