@@ -4,8 +4,10 @@ The generator, the decoders and the tests all read this one table, so a new
 message type is added in exactly one place.
 """
 
+import builtins
 from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
 from pydantic import BaseModel
 
@@ -29,7 +31,7 @@ class MessageSpec:
 
     type: str
     channel: str
-    data_model: type[BaseModel]
+    data_model: builtins.type[BaseModel]
     caused: bool
     summary: str
 
@@ -37,7 +39,7 @@ class MessageSpec:
     def schema_name(self) -> str:
         return self.type
 
-    def envelope_model(self) -> type[CloudEvent[BaseModel]]:
+    def envelope_model(self) -> builtins.type[CloudEvent[BaseModel]]:
         """The envelope model with this message's ``data`` model filled in."""
         return _envelope(self.data_model, self.caused)
 
@@ -45,33 +47,68 @@ class MessageSpec:
 @cache
 def _envelope(data_model: type[BaseModel], caused: bool) -> type[CloudEvent[BaseModel]]:
     base = CausedEvent if caused else CloudEvent
-    model: type[CloudEvent[BaseModel]] = base[data_model]  # type: ignore[valid-type]
-    return model
+    return cast("type[CloudEvent[BaseModel]]", base[data_model])
 
 
 CHANNELS: tuple[Channel, ...] = (
-    Channel("policy_events", "policy id", "policy service",
-            "Full state of an import policy after each change (compactable)."),
-    Channel("customer_events", "customer id", "policy service",
-            "Full state of a customer, with its policy per account type (compactable)."),
-    Channel("account_discovered", "customer id", "discovery agents",
-            "Accounts found by discovery agents on customers' networks."),
+    Channel(
+        "policy_events",
+        "policy id",
+        "policy service",
+        "Full state of an import policy after each change (compactable).",
+    ),
+    Channel(
+        "customer_events",
+        "customer id",
+        "policy service",
+        "Full state of a customer, with its policy per account type (compactable).",
+    ),
+    Channel(
+        "account_discovered",
+        "customer id",
+        "discovery agents",
+        "Accounts found by discovery agents on customers' networks.",
+    ),
     Channel("commands_psa", "account key", "import worker", "Commands for the PSA handler."),
-    Channel("commands_documentation", "account key", "import worker",
-            "Commands for the documentation (IT Glue / Hudu) handler."),
+    Channel(
+        "commands_documentation",
+        "account key",
+        "import worker",
+        "Commands for the documentation (IT Glue / Hudu) handler.",
+    ),
     Channel("commands_vault", "account key", "import worker", "Commands for the vault handler."),
-    Channel("commands_rotation", "account key", "import worker",
-            "Commands for the password-rotation handler."),
-    Channel("commands_notification", "account key", "import worker",
-            "Commands for the notification handler."),
-    Channel("commands_identity", "account key", "import worker",
-            "Commands for the identity (Microsoft 365 / self-service reset) handler."),
-    Channel("import_decisions", "account key", "import worker",
-            "The decision recorded for each account, with notes."),
-    Channel("account_discovered_dlq", "as received", "import worker",
-            "account.discovered messages the worker could not act on: the original bytes, "
-            "with headers x-error-reason, x-error-detail, x-original-topic, "
-            "x-original-partition, x-original-offset."),
+    Channel(
+        "commands_rotation",
+        "account key",
+        "import worker",
+        "Commands for the password-rotation handler.",
+    ),
+    Channel(
+        "commands_notification",
+        "account key",
+        "import worker",
+        "Commands for the notification handler.",
+    ),
+    Channel(
+        "commands_identity",
+        "account key",
+        "import worker",
+        "Commands for the identity (Microsoft 365 / self-service reset) handler.",
+    ),
+    Channel(
+        "import_decisions",
+        "account key",
+        "import worker",
+        "The decision recorded for each account, with notes.",
+    ),
+    Channel(
+        "account_discovered_dlq",
+        "as received",
+        "import worker",
+        "account.discovered messages the worker could not act on: the original bytes, "
+        "with headers x-error-reason, x-error-detail, x-original-topic, "
+        "x-original-partition, x-original-offset.",
+    ),
 )
 
 DLQ_REASONS: tuple[str, ...] = (
@@ -83,26 +120,62 @@ DLQ_REASONS: tuple[str, ...] = (
 )
 
 MESSAGES: tuple[MessageSpec, ...] = (
-    MessageSpec(policy.POLICY_CREATED, "policy_events", policy.PolicyState, False,
-                "A policy was created."),
-    MessageSpec(policy.POLICY_UPDATED, "policy_events", policy.PolicyState, False,
-                "A policy changed (options, name, default flag or customers)."),
-    MessageSpec(policy.POLICY_DELETED, "policy_events", policy.PolicyDeleted, False,
-                "A policy was deleted; its customers are unassigned."),
-    MessageSpec(customer.CUSTOMER_ADDED, "customer_events", customer.CustomerState, False,
-                "A customer was added, with the default policies it was given."),
-    MessageSpec(customer.CUSTOMER_UPDATED, "customer_events", customer.CustomerState, False,
-                "A customer changed (name, mappings or policy assignment)."),
-    MessageSpec(customer.CUSTOMER_REMOVED, "customer_events", customer.CustomerRemoved, False,
-                "A customer was removed."),
-    MessageSpec(discovery.ACCOUNT_DISCOVERED, "account_discovered",
-                discovery.DiscoveredAccount, False, "An agent found an account."),
+    MessageSpec(
+        policy.POLICY_CREATED, "policy_events", policy.PolicyState, False, "A policy was created."
+    ),
+    MessageSpec(
+        policy.POLICY_UPDATED,
+        "policy_events",
+        policy.PolicyState,
+        False,
+        "A policy changed (options, name, default flag or customers).",
+    ),
+    MessageSpec(
+        policy.POLICY_DELETED,
+        "policy_events",
+        policy.PolicyDeleted,
+        False,
+        "A policy was deleted; its customers are unassigned.",
+    ),
+    MessageSpec(
+        customer.CUSTOMER_ADDED,
+        "customer_events",
+        customer.CustomerState,
+        False,
+        "A customer was added, with the default policies it was given.",
+    ),
+    MessageSpec(
+        customer.CUSTOMER_UPDATED,
+        "customer_events",
+        customer.CustomerState,
+        False,
+        "A customer changed (name, mappings or policy assignment).",
+    ),
+    MessageSpec(
+        customer.CUSTOMER_REMOVED,
+        "customer_events",
+        customer.CustomerRemoved,
+        False,
+        "A customer was removed.",
+    ),
+    MessageSpec(
+        discovery.ACCOUNT_DISCOVERED,
+        "account_discovered",
+        discovery.DiscoveredAccount,
+        False,
+        "An agent found an account.",
+    ),
     *(
         MessageSpec(model.TYPE, model.CHANNEL, model, True, (model.__doc__ or "").strip())
         for model in commands.COMMAND_MODELS
     ),
-    MessageSpec(decision.DECISION_RECORDED, "import_decisions", decision.DecisionRecorded, True,
-                "The worker's decision for an account."),
+    MessageSpec(
+        decision.DECISION_RECORDED,
+        "import_decisions",
+        decision.DecisionRecorded,
+        True,
+        "The worker's decision for an account.",
+    ),
 )
 
 BY_TYPE: dict[str, MessageSpec] = {spec.type: spec for spec in MESSAGES}

@@ -33,7 +33,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
     type: EventType
     time: AwareDatetime
     subject: Subject
-    datacontenttype: Literal["application/json"] = DATA_CONTENT_TYPE
+    datacontenttype: Literal["application/json"] = "application/json"
     partnerid: PartnerId
     data: DataT
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from schemas.catalog import CHANNELS, DLQ_REASONS, MESSAGES, MessageSpec
 from schemas.envelope import CONTENT_TYPE
@@ -48,7 +49,9 @@ def message_json_schema(spec: MessageSpec) -> dict[str, Any]:
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document: every topic, its key, message types and schemas."""
     topics = TopicNames()
-    envelopes = [(spec.envelope_model(), "validation") for spec in MESSAGES]
+    envelopes: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (spec.envelope_model(), "validation") for spec in MESSAGES
+    ]
     refs, definitions = models_json_schema(envelopes, ref_template="#/components/schemas/{model}")
     schemas = dict(definitions.get("$defs", {}))
 
@@ -147,8 +150,11 @@ def render() -> dict[Path, str]:
 
 def stale_files() -> list[Path]:
     """Generated files whose committed text differs from what the models give."""
-    stale = [path for path, text in render().items() if not path.exists()
-             or path.read_text(encoding="utf-8") != text]
+    stale = [
+        path
+        for path, text in render().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
     known = set(render())
     stale += [p for p in (ROOT / "json").glob("*.json") if p not in known]
     return stale

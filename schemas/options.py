@@ -56,7 +56,9 @@ class AdministratorOptions(ContractModel):
 PolicyOptions = EndUserOptions | AdministratorOptions
 
 
-def options_model_for(account_type: AccountType) -> type[EndUserOptions] | type[AdministratorOptions]:
+def options_model_for(
+    account_type: AccountType,
+) -> type[EndUserOptions] | type[AdministratorOptions]:
     """The options model that belongs to ``account_type``.
 
     Both models share ``documentation``, so a payload alone cannot say which one

@@ -22,7 +22,7 @@ def parse_options_by_account_type(values: Any) -> Any:
     if isinstance(values, dict):
         options = values.get("options")
         try:
-            account_type = AccountType(values.get("account_type"))
+            account_type = AccountType(str(values.get("account_type")))
         except ValueError:
             return values
         if isinstance(options, dict):

@@ -33,9 +33,7 @@ def decide(
     """
     if account.customer_id != customer.id:
         raise ValueError("the account belongs to another customer")
-    subject = CommandAccount(
-        key=account_key(customer.partner_id, account), **account.model_dump()
-    )
+    subject = CommandAccount(key=account_key(customer.partner_id, account), **account.model_dump())
     if policy is None:
         return Decision(
             account=subject,

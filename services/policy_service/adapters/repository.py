@@ -1,0 +1,437 @@
+"""asyncpg queries over the policy service's tables (schema ``policy_service``).
+
+Every method runs on the connection of the current unit of work; none opens
+its own transaction. Partner scoping is in every query: a row of another
+partner is simply not found.
+"""
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from schemas.customer import CustomerState, PolicyAssignment
+from schemas.enums import AccountType
+from schemas.mappings import DocumentationMapping, PsaMapping
+from schemas.options import AdministratorOptions, EndUserOptions
+from schemas.policy import PolicyState
+
+Cursor = tuple[datetime, uuid.UUID]
+
+_POLICY_SELECT = """
+SELECT p.id, p.partner_id, p.account_type, p.name, p.description, p.is_default, p.options,
+       p.version, p.created_at, p.updated_at, p.updated_by,
+       COALESCE(ARRAY(SELECT a.customer_id FROM policy_service.assignments a
+                      WHERE a.policy_id = p.id ORDER BY a.customer_id), '{}') AS customer_ids
+FROM policy_service.policies p
+"""
+
+_CUSTOMER_SELECT = """
+SELECT c.id, c.partner_id, c.name, c.psa_provider, c.psa_company_id, c.doc_provider,
+       c.doc_organization_id, c.version, c.created_at, c.updated_at, c.updated_by,
+       (SELECT a.policy_id FROM policy_service.assignments a
+         WHERE a.customer_id = c.id AND a.account_type = 'end_user') AS end_user_policy,
+       (SELECT a.policy_id FROM policy_service.assignments a
+         WHERE a.customer_id = c.id AND a.account_type = 'administrator') AS administrator_policy
+FROM policy_service.customers c
+"""
+
+
+def _policy(row: asyncpg.Record) -> PolicyState:
+    return PolicyState.model_validate(
+        {
+            "id": row["id"],
+            "partner_id": row["partner_id"],
+            "account_type": row["account_type"],
+            "name": row["name"],
+            "description": row["description"],
+            "is_default": row["is_default"],
+            "customer_ids": list(row["customer_ids"]),
+            "options": json.loads(row["options"]),
+            "version": row["version"],
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "changed_by": row["updated_by"],
+        }
+    )
+
+
+def _customer(row: asyncpg.Record) -> CustomerState:
+    psa = (
+        PsaMapping(provider=row["psa_provider"], company_id=row["psa_company_id"])
+        if row["psa_provider"]
+        else None
+    )
+    documentation = (
+        DocumentationMapping(
+            provider=row["doc_provider"], organization_id=row["doc_organization_id"]
+        )
+        if row["doc_provider"]
+        else None
+    )
+    return CustomerState(
+        id=row["id"],
+        partner_id=row["partner_id"],
+        name=row["name"],
+        psa=psa,
+        documentation=documentation,
+        policy_ids=PolicyAssignment(
+            end_user=row["end_user_policy"], administrator=row["administrator_policy"]
+        ),
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        changed_by=row["updated_by"],
+    )
+
+
+def _options_json(options: EndUserOptions | AdministratorOptions) -> str:
+    return options.model_dump_json()
+
+
+class Repository:
+    """Reads and writes of one unit of work."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def lock_partner(self, partner_id: str) -> None:
+        """Serialise the writes of one partner (other partners run in parallel).
+
+        Policy writes are rare and touch several aggregates at once (a default
+        moves, customers move between policies); one lock per partner makes
+        each change see the previous one whole, with no deadlocks.
+        """
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 42))", f"partner:{partner_id}"
+        )
+
+    # -- policies ----------------------------------------------------------
+
+    async def policies(
+        self, partner_id: str, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, PolicyState]:
+        rows = await self.conn.fetch(
+            _POLICY_SELECT + " WHERE p.partner_id = $1 AND p.id = ANY($2::uuid[])",
+            partner_id,
+            list(ids),
+        )
+        return {row["id"]: _policy(row) for row in rows}
+
+    async def policy(self, partner_id: str, policy_id: uuid.UUID) -> PolicyState | None:
+        return (await self.policies(partner_id, [policy_id])).get(policy_id)
+
+    async def list_policies(
+        self,
+        partner_id: str,
+        account_type: AccountType | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> list[PolicyState]:
+        rows = await self.conn.fetch(
+            _POLICY_SELECT
+            + """ WHERE p.partner_id = $1
+                  AND ($2::text IS NULL OR p.account_type = $2)
+                  AND ($3::timestamptz IS NULL OR (p.created_at, p.id) > ($3, $4::uuid))
+                ORDER BY p.created_at, p.id LIMIT $5""",
+            partner_id,
+            account_type.value if account_type else None,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [_policy(row) for row in rows]
+
+    async def default_policy(self, partner_id: str, account_type: AccountType) -> uuid.UUID | None:
+        value: uuid.UUID | None = await self.conn.fetchval(
+            "SELECT id FROM policy_service.policies"
+            " WHERE partner_id = $1 AND account_type = $2 AND is_default",
+            partner_id,
+            account_type.value,
+        )
+        return value
+
+    async def insert_policy(
+        self,
+        *,
+        policy_id: uuid.UUID,
+        partner_id: str,
+        account_type: AccountType,
+        name: str,
+        description: str,
+        options: EndUserOptions | AdministratorOptions,
+        actor: str,
+    ) -> None:
+        await self.conn.execute(
+            """INSERT INTO policy_service.policies
+               (id, partner_id, account_type, name, description, is_default, options, version,
+                created_by, updated_by)
+               VALUES ($1, $2, $3, $4, $5, false, $6::jsonb, 1, $7, $7)""",
+            policy_id,
+            partner_id,
+            account_type.value,
+            name,
+            description,
+            _options_json(options),
+            actor,
+        )
+
+    async def update_policy(
+        self,
+        policy_id: uuid.UUID,
+        *,
+        name: str,
+        description: str,
+        options: EndUserOptions | AdministratorOptions,
+    ) -> None:
+        await self.conn.execute(
+            "UPDATE policy_service.policies SET name = $2, description = $3, options = $4::jsonb"
+            " WHERE id = $1",
+            policy_id,
+            name,
+            description,
+            _options_json(options),
+        )
+
+    async def set_default(
+        self, partner_id: str, account_type: AccountType, policy_id: uuid.UUID | None
+    ) -> list[uuid.UUID]:
+        """Make ``policy_id`` the only default of its type (None: no default).
+
+        Returns the policies whose flag changed. The old default is cleared
+        first, so the partial unique index never sees two.
+        """
+        cleared = await self.conn.fetch(
+            """UPDATE policy_service.policies SET is_default = false
+               WHERE partner_id = $1 AND account_type = $2 AND is_default
+                 AND id IS DISTINCT FROM $3 RETURNING id""",
+            partner_id,
+            account_type.value,
+            policy_id,
+        )
+        changed = [r["id"] for r in cleared]
+        if policy_id is not None:
+            made = await self.conn.fetchval(
+                "UPDATE policy_service.policies SET is_default = true"
+                " WHERE id = $1 AND NOT is_default RETURNING id",
+                policy_id,
+            )
+            if made is not None:
+                changed.append(made)
+        return changed
+
+    async def unset_default(self, policy_id: uuid.UUID) -> bool:
+        done = await self.conn.fetchval(
+            "UPDATE policy_service.policies SET is_default = false"
+            " WHERE id = $1 AND is_default RETURNING id",
+            policy_id,
+        )
+        return done is not None
+
+    async def delete_policy(self, policy_id: uuid.UUID) -> None:
+        await self.conn.execute("DELETE FROM policy_service.policies WHERE id = $1", policy_id)
+
+    async def bump_policies(self, ids: Sequence[uuid.UUID], actor: str) -> None:
+        """Record a change to each policy: version + 1, who and when."""
+        await self.conn.execute(
+            """UPDATE policy_service.policies SET version = version + 1, updated_at = now(),
+               updated_by = $2 WHERE id = ANY($1::uuid[])""",
+            list(ids),
+            actor,
+        )
+
+    # -- assignments -------------------------------------------------------
+
+    async def assign(
+        self,
+        partner_id: str,
+        account_type: AccountType,
+        policy_id: uuid.UUID,
+        customer_ids: Sequence[uuid.UUID],
+    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """Put ``customer_ids`` on ``policy_id``, moving them off any other policy.
+
+        Returns (customers whose assignment changed, policies they left).
+        """
+        if not customer_ids:
+            return [], []
+        before = await self.conn.fetch(
+            """SELECT customer_id, policy_id FROM policy_service.assignments
+               WHERE account_type = $1 AND customer_id = ANY($2::uuid[])""",
+            account_type.value,
+            list(customer_ids),
+        )
+        previous = {r["customer_id"]: r["policy_id"] for r in before}
+        changed = [c for c in customer_ids if previous.get(c) != policy_id]
+        left = sorted({p for c, p in previous.items() if p != policy_id})
+        await self.conn.execute(
+            """INSERT INTO policy_service.assignments
+                   (customer_id, account_type, policy_id, partner_id)
+               SELECT c, $2, $3, $4 FROM unnest($1::uuid[]) AS c
+               ON CONFLICT (customer_id, account_type) DO UPDATE SET policy_id = EXCLUDED.policy_id
+               WHERE assignments.policy_id <> EXCLUDED.policy_id""",
+            changed,
+            account_type.value,
+            policy_id,
+            partner_id,
+        )
+        return changed, left
+
+    async def unassign_except(
+        self, policy_id: uuid.UUID, keep: Sequence[uuid.UUID]
+    ) -> list[uuid.UUID]:
+        """Take every customer but ``keep`` off ``policy_id``; return those removed."""
+        rows = await self.conn.fetch(
+            """DELETE FROM policy_service.assignments
+               WHERE policy_id = $1 AND NOT (customer_id = ANY($2::uuid[]))
+               RETURNING customer_id""",
+            policy_id,
+            list(keep),
+        )
+        return [r["customer_id"] for r in rows]
+
+    # -- customers ---------------------------------------------------------
+
+    async def customers(
+        self, partner_id: str, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, CustomerState]:
+        rows = await self.conn.fetch(
+            _CUSTOMER_SELECT + " WHERE c.partner_id = $1 AND c.id = ANY($2::uuid[])",
+            partner_id,
+            list(ids),
+        )
+        return {row["id"]: _customer(row) for row in rows}
+
+    async def customer(self, partner_id: str, customer_id: uuid.UUID) -> CustomerState | None:
+        return (await self.customers(partner_id, [customer_id])).get(customer_id)
+
+    async def existing_customers(self, partner_id: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.conn.fetch(
+            "SELECT id FROM policy_service.customers"
+            " WHERE partner_id = $1 AND id = ANY($2::uuid[])",
+            partner_id,
+            list(ids),
+        )
+        return {r["id"] for r in rows}
+
+    async def customer_id_taken(self, customer_id: uuid.UUID) -> bool:
+        """Whether any partner has a customer with this id (ids are global)."""
+        found = await self.conn.fetchval(
+            "SELECT 1 FROM policy_service.customers WHERE id = $1", customer_id
+        )
+        return found is not None
+
+    async def list_customers(
+        self, partner_id: str, after: Cursor | None, limit: int
+    ) -> list[CustomerState]:
+        rows = await self.conn.fetch(
+            _CUSTOMER_SELECT
+            + """ WHERE c.partner_id = $1
+                  AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2, $3::uuid))
+                ORDER BY c.created_at, c.id LIMIT $4""",
+            partner_id,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [_customer(row) for row in rows]
+
+    async def insert_customer(
+        self,
+        *,
+        customer_id: uuid.UUID,
+        partner_id: str,
+        name: str,
+        psa: PsaMapping | None,
+        documentation: DocumentationMapping | None,
+        actor: str,
+    ) -> None:
+        await self.conn.execute(
+            """INSERT INTO policy_service.customers
+               (id, partner_id, name, psa_provider, psa_company_id, doc_provider,
+                doc_organization_id, version, created_by, updated_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)""",
+            customer_id,
+            partner_id,
+            name,
+            psa.provider.value if psa else None,
+            psa.company_id if psa else None,
+            documentation.provider.value if documentation else None,
+            documentation.organization_id if documentation else None,
+            actor,
+        )
+
+    async def update_customer(
+        self,
+        customer_id: uuid.UUID,
+        *,
+        name: str,
+        psa: PsaMapping | None,
+        documentation: DocumentationMapping | None,
+    ) -> None:
+        await self.conn.execute(
+            """UPDATE policy_service.customers SET name = $2, psa_provider = $3,
+               psa_company_id = $4, doc_provider = $5, doc_organization_id = $6 WHERE id = $1""",
+            customer_id,
+            name,
+            psa.provider.value if psa else None,
+            psa.company_id if psa else None,
+            documentation.provider.value if documentation else None,
+            documentation.organization_id if documentation else None,
+        )
+
+    async def delete_customer(self, customer_id: uuid.UUID) -> list[uuid.UUID]:
+        """Remove a customer; return the policies it was assigned to."""
+        rows = await self.conn.fetch(
+            "SELECT policy_id FROM policy_service.assignments WHERE customer_id = $1",
+            customer_id,
+        )
+        await self.conn.execute("DELETE FROM policy_service.customers WHERE id = $1", customer_id)
+        return [r["policy_id"] for r in rows]
+
+    async def bump_customers(self, ids: Sequence[uuid.UUID], actor: str) -> None:
+        await self.conn.execute(
+            """UPDATE policy_service.customers SET version = version + 1, updated_at = now(),
+               updated_by = $2 WHERE id = ANY($1::uuid[])""",
+            list(ids),
+            actor,
+        )
+
+    async def customers_on_psa_company(self, partner_id: str, psa: PsaMapping) -> int:
+        count: int = await self.conn.fetchval(
+            """SELECT count(*) FROM policy_service.customers
+               WHERE partner_id = $1 AND psa_provider = $2 AND psa_company_id = $3""",
+            partner_id,
+            psa.provider.value,
+            psa.company_id,
+        )
+        return count
+
+    # -- audit and outbox --------------------------------------------------
+
+    async def audit(self, rows: Sequence[tuple[str, str, str, str, uuid.UUID, int]]) -> None:
+        """(partner, actor, action, entity type, entity id, version) per change."""
+        await self.conn.executemany(
+            """INSERT INTO policy_service.audit_log
+               (partner_id, actor, action, entity_type, entity_id, version)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            rows,
+        )
+
+    async def append_outbox(self, rows: Sequence[tuple[str, str, bytes, dict[str, Any]]]) -> None:
+        """(topic, key, value, headers) per event, in the order given."""
+        if not rows:
+            return
+        await self.conn.execute(
+            """INSERT INTO policy_service.outbox (topic, key, value, headers)
+               SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+               WITH ORDINALITY AS r(t, k, v, h, n) ORDER BY n""",
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [json.dumps(r[3]) for r in rows],
+        )
+        await self.conn.execute("SELECT pg_notify('policy_service_outbox', '')")

@@ -1,0 +1,156 @@
+"""Request and response bodies of the HTTP API; the OpenAPI document is built from them."""
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.base import Description, Name
+from schemas.customer import PolicyAssignment
+from schemas.decision import DecisionNote, Outcome
+from schemas.enums import AccountType
+from schemas.mappings import DocumentationMapping, PsaMapping
+from schemas.options import AdministratorOptions, EndUserOptions
+from schemas.policy import parse_options_by_account_type
+
+CustomerIdList = Annotated[list[uuid.UUID], Field(max_length=10_000)]
+
+
+class Body(BaseModel):
+    """A request body: closed (unknown fields are a 422), immutable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PolicyCreate(Body):
+    account_type: AccountType
+    name: Name
+    description: Description = ""
+    is_default: bool = False
+    customer_ids: CustomerIdList = Field(default_factory=list)
+    options: EndUserOptions | AdministratorOptions = Field(
+        description="Options of the policy's account type; omitted ones are off."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_for_type(cls, values: Any) -> Any:
+        return parse_options_by_account_type(values)
+
+
+class PolicyPatch(Body):
+    """Any field but ``account_type``; ``options`` is a JSON merge patch."""
+
+    name: Name | None = None
+    description: Description | None = None
+    is_default: bool | None = None
+    customer_ids: CustomerIdList | None = None
+    options: dict[str, Any] | None = Field(
+        default=None, description="Merged into the current options (RFC 7396)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_account_type(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "account_type" in values:
+            raise ValueError("account_type cannot be changed; create a new policy instead")
+        return values
+
+
+class CustomerIds(Body):
+    customer_ids: CustomerIdList
+
+
+class Policy(BaseModel):
+    id: uuid.UUID
+    account_type: AccountType
+    name: str
+    description: str
+    is_default: bool
+    customer_ids: list[uuid.UUID]
+    options: EndUserOptions | AdministratorOptions
+    version: int
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class PolicyPage(BaseModel):
+    items: list[Policy]
+    next_cursor: str | None
+
+
+class CustomerCreate(Body):
+    name: Name
+    id: uuid.UUID | None = Field(default=None, description="Chosen by the caller, or generated.")
+    psa: PsaMapping | None = None
+    documentation: DocumentationMapping | None = None
+
+
+class CustomerPatch(Body):
+    """Name or mappings; ``null`` removes a mapping."""
+
+    name: Name | None = None
+    psa: PsaMapping | None = None
+    documentation: DocumentationMapping | None = None
+
+
+class Customer(BaseModel):
+    id: uuid.UUID
+    name: str
+    psa: PsaMapping | None
+    documentation: DocumentationMapping | None
+    policy_ids: PolicyAssignment
+    version: int
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class CustomerPage(BaseModel):
+    items: list[Customer]
+    next_cursor: str | None
+
+
+class EffectivePolicies(BaseModel):
+    end_user: Policy | None
+    administrator: Policy | None
+
+
+class PreviewCommand(BaseModel):
+    id: uuid.UUID
+    type: str
+    topic: str
+    data: dict[str, Any]
+
+
+class Preview(BaseModel):
+    """The decision the worker would take; nothing is emitted."""
+
+    outcome: Outcome
+    policy_id: uuid.UUID | None
+    policy_version: int | None
+    commands: list[PreviewCommand]
+    notes: list[DecisionNote]
+
+
+class FieldError(BaseModel):
+    pointer: str = Field(description="JSON Pointer to the offending field, e.g. `#/options/psa`.")
+    field: str
+    detail: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, bool] = Field(default_factory=dict)

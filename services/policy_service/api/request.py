@@ -1,0 +1,136 @@
+"""Parsing what a request carries: JSON bodies, ids, pagination, If-Match."""
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from schemas.enums import AccountType
+from services.policy_service.adapters.repository import Cursor
+from services.policy_service.api.problems import (
+    RequestProblem,
+    malformed_json,
+    validation_problems,
+)
+from services.policy_service.service_layer.errors import FieldProblem, NotFound
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+
+
+async def json_body(request: web.Request, model: type[ModelT]) -> ModelT:
+    """The body as ``model``: 415 unless JSON, 400 if malformed, 422 if invalid."""
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise RequestProblem(
+            415,
+            "Unsupported Media Type",
+            f"send the body as application/json, not {ctype or 'nothing'}",
+            "unsupported-media-type",
+        )
+    raw = await request.read()  # larger than client_max_size: aiohttp raises 413
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise malformed_json(exc) from exc
+    if not isinstance(data, dict):
+        raise RequestProblem(
+            422,
+            "Unprocessable Content",
+            "the body must be a JSON object",
+            "validation",
+            [FieldProblem((), "expected an object")],
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = validation_problems(exc)
+        raise RequestProblem(
+            422,
+            "Unprocessable Content",
+            f"{len(problems)} invalid field(s)",
+            "validation",
+            problems,
+        ) from exc
+    except RecursionError as exc:
+        raise malformed_json(exc) from exc
+
+
+def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
+    """A UUID path segment; anything else cannot name a resource, hence 404."""
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError as exc:
+        raise NotFound(f"no resource {request.match_info[name]!r}") from exc
+
+
+def _bad_query(name: str, message: str) -> RequestProblem:
+    return RequestProblem(
+        400,
+        "Bad Request",
+        f"invalid query parameter {name}: {message}",
+        "invalid-query",
+        [FieldProblem((name,), message)],
+    )
+
+
+def page_params(request: web.Request) -> tuple[Cursor | None, int]:
+    """``cursor`` and ``limit`` (default 50, at most 500)."""
+    raw_limit = request.query.get("limit")
+    limit = DEFAULT_LIMIT
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+            raise _bad_query("limit", f"an integer from 1 to {MAX_LIMIT}")
+        limit = int(raw_limit)
+    raw_cursor = request.query.get("cursor")
+    return (decode_cursor(raw_cursor) if raw_cursor else None), limit
+
+
+def account_type_param(request: web.Request) -> AccountType | None:
+    raw = request.query.get("account_type")
+    if raw is None or raw == "":
+        return None
+    try:
+        return AccountType(raw)
+    except ValueError as exc:
+        raise _bad_query("account_type", "one of end_user, administrator") from exc
+
+
+def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(item_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        stamp, item = json.loads(raw)
+        parsed = datetime.fromisoformat(stamp)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(item)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise _bad_query("cursor", "not a cursor this service gave out") from exc
+
+
+def if_match(request: web.Request) -> int | None:
+    """The version an ``If-Match`` header asks for (None: unconditional).
+
+    ``*`` matches any version. A value that is no version of ours can never
+    match, so it is reported as version -1 (a 412).
+    """
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    tag = raw.strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() else -1
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

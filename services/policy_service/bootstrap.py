@@ -1,0 +1,124 @@
+"""Composition root: settings in, a wired aiohttp application out.
+
+Nothing connects at import time. Every resource (the PostgreSQL pool, the
+outbox relay) is opened and closed by an aiohttp ``cleanup_ctx`` generator.
+Tests build the same application with their own settings.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from importlib.metadata import version
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from schemas.topics import TopicNames
+from services.infra.kafka_admin import broker_reachable
+from services.policy_service.adapters.database import Database
+from services.policy_service.adapters.relay import OutboxRelay, RelayConfig, RelayMetrics
+from services.policy_service.api.middleware import authentication, observability, problems
+from services.policy_service.api.openapi import build_openapi
+from services.policy_service.api.routes import ROUTES
+from services.policy_service.api.views import ReadyCheck, Views
+from services.policy_service.service_layer.handlers import PolicyService
+from services.policy_service.settings import PolicyServiceSettings
+
+RELAY = web.AppKey("relay", OutboxRelay)
+
+
+def app_version() -> str:
+    try:
+        return version("msp-account-import")
+    except Exception:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None) -> web.Application:
+    topics = topics or TopicNames()
+    registry = CollectorRegistry()
+    db = Database(
+        settings.database_url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+    )
+    service = PolicyService(db, topics)
+    ready = _readiness(db, settings)
+    views = Views(service, topics, registry, ready, build_openapi(app_version()))
+
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            observability(registry),
+            problems,
+            authentication(settings.auth_jwt_secret.get_secret_value()),
+        ],
+    )
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, getattr(views, route.view), name=route.view)
+
+    async def database(_: web.Application) -> AsyncIterator[None]:
+        await db.open()
+        try:
+            yield
+        finally:
+            await db.close()
+
+    app.cleanup_ctx.append(database)
+    if settings.relay_enabled:
+        app.cleanup_ctx.append(_relay_ctx(settings, topics, registry))
+    return app
+
+
+def _relay_ctx(
+    settings: PolicyServiceSettings, topics: TopicNames, registry: CollectorRegistry
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
+        relay = build_relay(settings, topics, registry)
+        app[RELAY] = relay
+        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            relay.stop()
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return relay_ctx
+
+
+def build_relay(
+    settings: PolicyServiceSettings, topics: TopicNames, registry: CollectorRegistry
+) -> OutboxRelay:
+    return OutboxRelay(
+        RelayConfig(
+            dsn=settings.database_url,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            poll_interval=settings.relay_poll_interval_seconds,
+            batch_size=settings.relay_batch_size,
+            retention_hours=settings.outbox_retention_hours,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
+            topics=(topics.policy_events, topics.customer_events),
+            partitions=topics.partitions,
+        ),
+        RelayMetrics(registry),
+    )
+
+
+def _readiness(db: Database, settings: PolicyServiceSettings) -> ReadyCheck:
+    """DB and broker reachable; the broker answer is cached for two seconds."""
+    cache: dict[str, float | bool] = {"at": 0.0, "ok": False}
+
+    async def check() -> dict[str, bool]:
+        db_ok = await db.ping()
+        if time.monotonic() - float(cache["at"]) > 2:
+            cache["ok"] = await broker_reachable(settings.kafka_bootstrap_servers, timeout=2)
+            cache["at"] = time.monotonic()
+        return {"database": db_ok, "broker": bool(cache["ok"])}
+
+    return check

@@ -1,0 +1,154 @@
+"""One write = one PostgreSQL transaction holding the change and its events.
+
+Handlers change rows and say which aggregates they touched; on commit the
+unit of work bumps each touched aggregate's version once, reads its full
+state, and appends one event per aggregate to the outbox, all in the same
+transaction (the transactional outbox). Nothing reaches Kafka from here: the
+relay publishes what committed.
+"""
+
+import uuid
+from types import TracebackType
+from typing import Self
+
+import asyncpg
+
+from schemas.customer import CustomerRemoved
+from schemas.enums import AccountType
+from schemas.envelope import utc_now
+from schemas.policy import PolicyDeleted
+from schemas.topics import TopicNames
+from services.policy_service.adapters.repository import Repository
+from services.policy_service.domain import events
+from services.policy_service.domain.auth import Principal
+
+
+class UnitOfWork:
+    """A transaction on one pooled connection, scoped to one principal's partner."""
+
+    def __init__(self, pool: asyncpg.Pool, topics: TopicNames, principal: Principal) -> None:
+        self._pool = pool
+        self._topics = topics
+        self.principal = principal
+        self._conn: asyncpg.Connection | None = None
+        self._tx: asyncpg.transaction.Transaction | None = None
+        self._created_policies: set[uuid.UUID] = set()
+        self._touched_policies: set[uuid.UUID] = set()
+        self._created_customers: set[uuid.UUID] = set()
+        self._touched_customers: set[uuid.UUID] = set()
+        self._deleted: list[events.OutgoingEvent] = []
+        self._audit: list[tuple[str, str, str, str, uuid.UUID, int]] = []
+        self._committed = False
+
+    @property
+    def repo(self) -> Repository:
+        if self._conn is None:
+            raise RuntimeError("unit of work not started")
+        return Repository(self._conn)
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._pool.acquire()
+        self._tx = self._conn.transaction()
+        await self._tx.start()
+        await self.repo.lock_partner(self.principal.partner_id)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._tx is not None and not self._committed:
+                await self._tx.rollback()
+        finally:
+            if self._conn is not None:
+                await self._pool.release(self._conn)
+            self._conn = None
+
+    # -- what changed -------------------------------------------------------
+
+    def policy_created(self, policy_id: uuid.UUID) -> None:
+        self._created_policies.add(policy_id)
+
+    def policies_changed(self, ids: list[uuid.UUID] | set[uuid.UUID]) -> None:
+        self._touched_policies.update(ids)
+
+    def customer_created(self, customer_id: uuid.UUID) -> None:
+        self._created_customers.add(customer_id)
+
+    def customers_changed(self, ids: list[uuid.UUID] | set[uuid.UUID]) -> None:
+        self._touched_customers.update(ids)
+
+    def policy_deleted(self, account_type: AccountType, policy_id: uuid.UUID, last_version: int) -> None:
+        state = PolicyDeleted(
+            id=policy_id,
+            partner_id=self.principal.partner_id,
+            account_type=account_type,
+            version=last_version + 1,
+            deleted_at=utc_now(),
+            changed_by=self.principal.sub,
+        )
+        self._touched_policies.discard(policy_id)
+        self._deleted.append(events.policy_deleted(state))
+        self._record("deleted", "policy", policy_id, state.version)
+
+    def customer_removed(self, customer_id: uuid.UUID, last_version: int) -> None:
+        state = CustomerRemoved(
+            id=customer_id,
+            partner_id=self.principal.partner_id,
+            version=last_version + 1,
+            removed_at=utc_now(),
+            changed_by=self.principal.sub,
+        )
+        self._touched_customers.discard(customer_id)
+        self._deleted.append(events.customer_removed(state))
+        self._record("removed", "customer", customer_id, state.version)
+
+    def _record(self, action: str, entity: str, entity_id: uuid.UUID, version: int) -> None:
+        self._audit.append(
+            (self.principal.partner_id, self.principal.sub, action, entity, entity_id, version)
+        )
+
+    # -- commit -------------------------------------------------------------
+
+    async def commit(self) -> None:
+        """Version, audit and outbox every change, then commit them together."""
+        if self._tx is None:
+            raise RuntimeError("unit of work not started")
+        repo, actor, partner = self.repo, self.principal.sub, self.principal.partner_id
+        bump_policies = sorted(self._touched_policies - self._created_policies)
+        bump_customers = sorted(self._touched_customers - self._created_customers)
+        if bump_policies:
+            await repo.bump_policies(bump_policies, actor)
+        if bump_customers:
+            await repo.bump_customers(bump_customers, actor)
+
+        outgoing: list[events.OutgoingEvent] = []
+        policy_ids = sorted(self._touched_policies | self._created_policies)
+        for state in (await repo.policies(partner, policy_ids)).values():
+            created = state.id in self._created_policies
+            outgoing.append(events.policy_event(state, created=created))
+            self._record("created" if created else "updated", "policy", state.id, state.version)
+        customer_ids = sorted(self._touched_customers | self._created_customers)
+        for cstate in (await repo.customers(partner, customer_ids)).values():
+            created = cstate.id in self._created_customers
+            outgoing.append(events.customer_event(cstate, created=created))
+            self._record("added" if created else "updated", "customer", cstate.id, cstate.version)
+        outgoing.extend(self._deleted)
+
+        await repo.audit(self._audit)
+        await repo.append_outbox(
+            [
+                (
+                    self._topics.channel(e.channel),
+                    e.key,
+                    e.envelope.model_dump_json().encode(),
+                    {"content-type": "application/cloudevents+json"},
+                )
+                for e in outgoing
+            ]
+        )
+        await self._tx.commit()
+        self._committed = True
