@@ -3,7 +3,7 @@
 import uuid
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from schemas.base import ContractModel, Description, Name, PartnerId
 from schemas.enums import AccountType
@@ -25,15 +25,38 @@ def parse_options_by_account_type(values: Any) -> Any:
             account_type = AccountType(str(values.get("account_type")))
         except ValueError:
             return values
+        expected = options_model_for(account_type)
         if isinstance(options, dict):
-            values = {**values, "options": options_model_for(account_type).model_validate(options)}
+            values = {**values, "options": expected.model_validate(options)}
+        elif options is not None and not isinstance(options, expected):
+            raise ValueError(f"options are not {account_type.value} options")
         elif options is None and "options" not in values:
             values = {**values, "options": options_model_for(account_type)()}
     return values
 
 
+def options_follow_account_type(schema: dict[str, Any]) -> None:
+    """JSON Schema: ``options`` must be the options model of ``account_type``.
+
+    pydantic renders the union as ``anyOf`` (end-user first); this pins each
+    branch to its account type with ``if``/``then``, whatever the ref layout.
+    """
+    end_user_ref, administrator_ref = schema["properties"]["options"]["anyOf"]
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"account_type": {"const": kind}}, "required": ["account_type"]},
+            "then": {"properties": {"options": ref}},
+        }
+        for kind, ref in (("end_user", end_user_ref), ("administrator", administrator_ref))
+    ]
+
+
 class PolicyState(ContractModel):
     """An import policy as it stands: one account type, options, assigned customers."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_extra=options_follow_account_type
+    )
 
     id: uuid.UUID
     partner_id: PartnerId

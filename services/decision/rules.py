@@ -13,7 +13,7 @@ from schemas.commands import (
 )
 from schemas.decision import DecisionNote, NoteReason, Outcome
 from schemas.discovery import DiscoveredAccount, account_key
-from schemas.enums import Directory
+from schemas.enums import AccountType, Directory
 from schemas.options import AdministratorOptions, EndUserOptions, MatchOrCreate
 from services.decision.model import CustomerView, Decision, EffectivePolicy
 
@@ -47,10 +47,13 @@ def decide(
         raise ValueError("the policy is for another account type")
 
     plan = _Plan(subject, customer, policy)
-    if isinstance(policy.options, EndUserOptions):
-        plan.end_user(policy.options)
-    else:
-        plan.administrator(policy.options)
+    options = policy.options
+    if account.account_type is AccountType.END_USER and isinstance(options, EndUserOptions):
+        plan.end_user(options)
+    elif isinstance(options, AdministratorOptions):
+        plan.administrator(options)
+    else:  # pragma: no cover - EffectivePolicy's validator already refuses this
+        raise ValueError("the policy's options are not for its account type")
     return Decision(
         account=subject,
         outcome=Outcome.IMPORTED,

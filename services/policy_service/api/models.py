@@ -11,7 +11,7 @@ from schemas.decision import DecisionNote, Outcome
 from schemas.enums import AccountType
 from schemas.mappings import DocumentationMapping, PsaMapping
 from schemas.options import AdministratorOptions, EndUserOptions
-from schemas.policy import parse_options_by_account_type
+from schemas.policy import options_follow_account_type, parse_options_by_account_type
 
 CustomerIdList = Annotated[list[uuid.UUID], Field(max_length=10_000)]
 
@@ -23,6 +23,10 @@ class Body(BaseModel):
 
 
 class PolicyCreate(Body):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_extra=options_follow_account_type
+    )
+
     account_type: AccountType
     name: Name
     description: Description = ""
@@ -62,6 +66,8 @@ class CustomerIds(Body):
 
 
 class Policy(BaseModel):
+    model_config = ConfigDict(json_schema_extra=options_follow_account_type)
+
     id: uuid.UUID
     account_type: AccountType
     name: str

@@ -81,7 +81,9 @@ class UnitOfWork:
     def customers_changed(self, ids: list[uuid.UUID] | set[uuid.UUID]) -> None:
         self._touched_customers.update(ids)
 
-    def policy_deleted(self, account_type: AccountType, policy_id: uuid.UUID, last_version: int) -> None:
+    def policy_deleted(
+        self, account_type: AccountType, policy_id: uuid.UUID, last_version: int
+    ) -> None:
         state = PolicyDeleted(
             id=policy_id,
             partner_id=self.principal.partner_id,
