@@ -1,0 +1,259 @@
+"""The batch engine: one batch of discovered accounts in, commands out.
+
+Order of effects, fixed so a crash anywhere loses nothing:
+
+1. decode every record (bad ones are dead-lettered);
+2. one directory lookup for every customer in the batch;
+3. in one ledger transaction: claim the accounts about to be imported (one
+   statement; accounts already in the ledger are rediscoveries), produce every
+   command, decision, retry and dead letter and wait for the broker's acks,
+   then commit the ledger;
+4. the caller commits the input offsets.
+
+A failure before the ledger commit rolls it back; the batch is redone and
+commands are re-sent with the same ids. The ledger never holds an account
+whose commands were not acknowledged.
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from schemas.decision import DECISION_RECORDED
+from schemas.discovery import account_key
+from schemas.envelope import CONTENT_TYPE, CausedEvent, utc_now
+from schemas.ids import command_id, decision_id
+from schemas.topics import TopicNames
+from services.decision import Decision, decide
+from services.import_worker.domain.inbound import (
+    DiscoveredEvent,
+    InRecord,
+    Reason,
+    Rejected,
+    parse,
+)
+from services.import_worker.service_layer.ports import (
+    CustomerDirectory,
+    CustomerRecord,
+    Ledger,
+    LedgerRow,
+    OutMessage,
+    Publisher,
+)
+
+_CT_HEADER = ("content-type", CONTENT_TYPE.encode())
+
+
+@dataclass
+class BatchResult:
+    """What one batch did, for metrics and tests."""
+
+    decided: dict[str, int] = field(default_factory=dict)  # outcome -> count
+    rediscovered: int = 0
+    commands: dict[str, int] = field(default_factory=dict)  # command type -> count
+    dead_letters: dict[str, int] = field(default_factory=dict)  # reason -> count
+    retried: int = 0
+
+    def _add(self, counter: dict[str, int], key: str, n: int = 1) -> None:
+        counter[key] = counter.get(key, 0) + n
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    topics: TopicNames
+    retry_topic: str
+    retry_delays: tuple[float, ...]
+    source: str = "/import-worker"
+
+
+class BatchEngine:
+    """Decides a batch and makes its effects durable, in the order above."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        directory: CustomerDirectory,
+        ledger: Ledger,
+        publisher: Publisher,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.ledger = ledger
+        self.publisher = publisher
+
+    async def process(self, records: Sequence[InRecord]) -> BatchResult:
+        result = BatchResult()
+        out: list[OutMessage] = []
+        parsed: list[tuple[InRecord, DiscoveredEvent]] = []
+        for record in records:
+            event = parse(record.value)
+            if isinstance(event, Rejected):
+                out.append(self._dead_letter(record, event, result))
+            else:
+                parsed.append((record, event))
+
+        customers = await self.directory.lookup(
+            list({event.data.customer_id for _, event in parsed})
+        )
+        candidates: dict[str, tuple[DiscoveredEvent, CustomerRecord, LedgerRow]] = {}
+        repeats = 0
+        for record, event in parsed:
+            customer = customers.get(event.data.customer_id)
+            if customer is None or event.data.account_type in customer.pending:
+                out.append(self._retry_or_give_up(record, result))
+                continue
+            if customer.view.partner_id != event.partnerid:
+                detail = (
+                    f"customer {event.data.customer_id} belongs to another partner than "
+                    f"{event.partnerid!r}"
+                )
+                out.append(
+                    self._dead_letter(record, Rejected(Reason.PARTNER_MISMATCH, detail), result)
+                )
+                continue
+            policy = customer.policies.get(event.data.account_type)
+            key = account_key(customer.view.partner_id, event.data)
+            if policy is None:
+                out.extend(self._emit(event, decide(event.data, customer.view, None), result))
+            elif key in candidates:
+                repeats += 1  # the same account twice in one batch: the first decides
+            else:
+                candidates[key] = (
+                    event,
+                    customer,
+                    LedgerRow(
+                        account_key=key,
+                        partner_id=customer.view.partner_id,
+                        customer_id=customer.view.id,
+                        policy_id=policy.id,
+                        policy_version=policy.version,
+                        decision_id=decision_id(key, event.id),
+                    ),
+                )
+
+        async with self.ledger.transaction() as tx:
+            fresh = (
+                await tx.claim([row for _, _, row in candidates.values()]) if candidates else set()
+            )
+            for key, (event, customer, _) in candidates.items():
+                if key in fresh:
+                    policy = customer.policies[event.data.account_type]
+                    out.extend(self._emit(event, decide(event.data, customer.view, policy), result))
+            result.rediscovered = repeats + len(candidates) - len(fresh)
+            if out:
+                await self.publisher.publish(out)
+            await tx.commit()
+        return result
+
+    # -- building messages -----------------------------------------------------
+
+    def _emit(
+        self, event: DiscoveredEvent, decision: Decision, result: BatchResult
+    ) -> list[OutMessage]:
+        key = decision.account.key
+        key_bytes = key.encode()
+        now = utc_now()
+        correlation = _correlation(event)
+        messages = []
+        for cmd in decision.commands:
+            messages.append(
+                OutMessage(
+                    self.config.topics.channel(cmd.CHANNEL),
+                    key_bytes,
+                    self._envelope(
+                        str(command_id(key, cmd.TYPE)), cmd.TYPE, cmd, event, correlation, now
+                    ),
+                    [_CT_HEADER],
+                )
+            )
+            result._add(result.commands, cmd.TYPE)
+        messages.append(
+            OutMessage(
+                self.config.topics.import_decisions,
+                key_bytes,
+                self._envelope(
+                    str(decision_id(key, event.id)),
+                    DECISION_RECORDED,
+                    decision.record(),
+                    event,
+                    correlation,
+                    now,
+                ),
+                [_CT_HEADER],
+            )
+        )
+        result._add(result.decided, decision.outcome.value)
+        return messages
+
+    def _envelope(
+        self,
+        event_id: str,
+        event_type: str,
+        data: BaseModel,
+        cause: DiscoveredEvent,
+        correlation: str,
+        now: datetime,
+    ) -> bytes:
+        envelope = CausedEvent[BaseModel].model_construct(
+            specversion="1.0",
+            id=event_id,
+            source=self.config.source,
+            type=event_type,
+            time=now,
+            subject=(data.account.key if hasattr(data, "account") else cause.subject),
+            datacontenttype="application/json",
+            partnerid=cause.partnerid,
+            causationid=cause.id,
+            correlationid=correlation,
+            data=data,
+        )
+        return envelope.model_dump_json(serialize_as_any=True).encode()
+
+    def _dead_letter(self, record: InRecord, why: Rejected, result: BatchResult) -> OutMessage:
+        origin = record.first_seen
+        result._add(result.dead_letters, why.reason.value)
+        return OutMessage(
+            self.config.topics.account_discovered_dlq,
+            record.key,
+            record.value,
+            [
+                ("x-error-reason", why.reason.value.encode()),
+                ("x-error-detail", why.detail.encode("utf-8", "replace")[:2000]),
+                ("x-original-topic", origin.topic.encode()),
+                ("x-original-partition", str(origin.partition).encode()),
+                ("x-original-offset", str(origin.offset).encode()),
+            ],
+        )
+
+    def _retry_or_give_up(self, record: InRecord, result: BatchResult) -> OutMessage:
+        delays = self.config.retry_delays
+        if record.attempt >= len(delays):
+            detail = f"customer still unknown after {record.attempt} retries"
+            return self._dead_letter(record, Rejected(Reason.UNKNOWN_CUSTOMER, detail), result)
+        origin = record.first_seen
+        due_ms = int((time.time() + delays[record.attempt]) * 1000)
+        result.retried += 1
+        return OutMessage(
+            self.config.retry_topic,
+            record.key,
+            record.value,
+            [
+                ("x-attempt", str(record.attempt + 1).encode()),
+                ("x-not-before", str(due_ms).encode()),
+                ("x-original-topic", origin.topic.encode()),
+                ("x-original-partition", str(origin.partition).encode()),
+                ("x-original-offset", str(origin.offset).encode()),
+            ],
+        )
+
+
+def _correlation(event: DiscoveredEvent) -> str:
+    extra = event.model_extra or {}
+    value = extra.get("correlationid")
+    return value if isinstance(value, str) and value else event.id
+
+
+__all__ = ["BatchEngine", "BatchResult", "EngineConfig"]

@@ -1,0 +1,33 @@
+"""Import worker settings, from the environment (CONTRACT.md section 5)."""
+
+from pydantic import Field
+
+from services.infra.settings import CommonSettings
+
+
+class WorkerSettings(CommonSettings):
+    """Everything the import worker reads from its environment."""
+
+    worker_http_host: str = "0.0.0.0"
+    worker_http_port: int = Field(default=6066, ge=1, le=65535)
+    worker_group_id: str = Field(default="import-worker", description="Kafka consumer group.")
+    worker_source: str = Field(default="/import-worker", description="CloudEvents source.")
+    retry_topic: str = Field(
+        default="import-worker.account.discovered.retry",
+        description="Internal delay queue for accounts of not-yet-known customers.",
+    )
+    retry_delays_seconds: tuple[float, ...] = Field(
+        default=(1.0, 2.0, 5.0, 10.0, 30.0),
+        description="Back-off before each retry; after the last one: DLQ unknown_customer.",
+    )
+    batch_max_records: int = Field(default=1000, ge=1, le=100_000)
+    fetch_max_wait_ms: int = Field(default=50, ge=0)
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    rebalance_timeout_ms: int = Field(default=10_000, ge=1000)
+    faust_session_timeout_seconds: float = Field(default=10.0, gt=0)
+    faust_heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
+    faust_rebalance_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_pool_min_size: int = Field(default=1, ge=1)
+    db_pool_max_size: int = Field(default=8, ge=1)
+    failure_backoff_max_seconds: float = Field(default=10.0, gt=0)
