@@ -32,8 +32,8 @@ test-e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
 
 lint: $(STAMP)
-	$(BIN)/ruff check services schemas tests
-	$(BIN)/ruff format --check services schemas tests
+	$(BIN)/ruff check services schemas tests bench
+	$(BIN)/ruff format --check services schemas tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
 
@@ -47,7 +47,7 @@ schemas: $(STAMP)
 
 ## Throughput and latency of the import worker (see docs/performance.md).
 bench: $(STAMP)
-	$(BIN)/python -m services.import_worker.bench
+	$(BIN)/python bench/worker_bench.py
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

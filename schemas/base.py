@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 
 # A partner (tenant) id appears inside the colon-separated account key, so it
 # may not contain a colon; it is otherwise opaque (a UUID or a slug).
@@ -15,6 +15,21 @@ ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
+# An email address, checked for shape only (one @, a dotted domain, no spaces).
+# Full RFC 5321 validation (email-validator) costs ~200 us per address, which
+# the worker's hot path cannot afford; deliverability is the handler's job.
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": 320,
+            "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        }
+    ),
+]
 
 
 class ContractModel(BaseModel):

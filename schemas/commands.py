@@ -8,9 +8,9 @@ account it is about and the policy (id and version) that decided it.
 import uuid
 from typing import ClassVar, Literal
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
-from schemas.base import ContractModel, ShortText
+from schemas.base import ContractModel, Email, ShortText
 from schemas.discovery import DiscoveredAccount
 from schemas.enums import DocumentationProvider, PsaProvider
 
@@ -79,7 +79,7 @@ class WelcomeEmailSend(Command):
     TYPE: ClassVar[str] = "notification.welcome_email.send"
     CHANNEL: ClassVar[str] = "commands_notification"
 
-    email: EmailStr | None
+    email: Email | None
 
 
 class SelfServiceResetEnable(Command):

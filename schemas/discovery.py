@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
-from schemas.base import ContractModel, ExternalId, PartnerId, ShortText
+from schemas.base import ContractModel, Email, ExternalId, PartnerId, ShortText
 from schemas.enums import AccountType, Directory
 from schemas.ids import CustomerId
 
@@ -24,7 +24,7 @@ class DiscoveredAccount(ContractModel):
     )
     username: ShortText
     display_name: ShortText | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Phone | None = None
     user_principal_name: ShortText | None = None
     agent_id: ShortText | None = None

@@ -27,7 +27,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    specversion: Literal["1.0"] = "1.0"
+    specversion: Literal["1.0"]
     id: EventId
     source: Source
     type: EventType

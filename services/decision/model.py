@@ -57,13 +57,13 @@ class Decision(ContractModel):
         """The deterministic id of each command, in order."""
         return [command_id(self.account.key, c.TYPE) for c in self.commands]
 
-    def record(self) -> DecisionRecorded:
-        """The ``import.decision.recorded`` data for this decision."""
-        return DecisionRecorded(
+    def record(self, command_ids: list[uuid.UUID] | None = None) -> DecisionRecorded:
+        """The ``import.decision.recorded`` data (``command_ids`` if already computed)."""
+        return DecisionRecorded.model_construct(
             account=self.account,
             outcome=self.outcome,
             policy_id=self.policy_id,
             policy_version=self.policy_version,
-            command_ids=self.command_ids(),
+            command_ids=self.command_ids() if command_ids is None else command_ids,
             notes=list(self.notes),
         )

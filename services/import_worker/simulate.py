@@ -90,6 +90,7 @@ class AgentSimulator:
             self.seen.append(account)
         account = account.model_copy(update={"discovered_at": utc_now()})
         event = CloudEvent[DiscoveredAccount](
+            specversion="1.0",
             id=str(uuid.uuid4()),
             source=f"/agents/{self.agent_id}",
             type=ACCOUNT_DISCOVERED,

@@ -41,6 +41,13 @@ class PgLedgerTransaction:
         )
         return {r["account_key"] for r in found}
 
+    async def imported(self, keys: Sequence[str]) -> set[str]:
+        rows = await self._conn.fetch(
+            "SELECT account_key FROM import_worker.ledger WHERE account_key = ANY($1::text[])",
+            list(keys),
+        )
+        return {r["account_key"] for r in rows}
+
     async def commit(self) -> None:
         await self._tx.commit()
         self.committed = True

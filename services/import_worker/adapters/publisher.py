@@ -31,12 +31,18 @@ class KafkaPublisher:
 
     async def publish(self, messages: Sequence[OutMessage]) -> None:
         groups: dict[tuple[str, int], list[OutMessage]] = {}
+        # murmur2 is pure Python here; an account's commands share one key.
+        chosen: dict[tuple[bytes, int], int] = {}
         for message in messages:
             partitions = await self._partitions_of(message.topic)
             if message.key is None:
                 partition = partitions[hash(message.value) % len(partitions)]
             else:
-                partition = self._partitioner(message.key, partitions, partitions)
+                memo = (message.key, len(partitions))
+                partition = chosen.get(memo, -1)
+                if partition < 0:
+                    partition = self._partitioner(message.key, partitions, partitions)
+                    chosen[memo] = partition
             groups.setdefault((message.topic, partition), []).append(message)
 
         futures: list[asyncio.Future[object]] = []

@@ -38,9 +38,15 @@ def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
     return None
 
 
-def to_in_record(msg: ConsumerRecord) -> InRecord:
-    """A consumed record as the engine sees it; retry headers restore its history."""
+def to_in_record(msg: ConsumerRecord, *, from_retry_topic: bool = True) -> InRecord:
+    """A consumed record as the engine sees it; retry headers restore its history.
+
+    Only records of the worker's own retry topic carry a history: on
+    ``account.discovered`` those headers come from agents and are ignored.
+    """
     headers = tuple(msg.headers or ())
+    if not from_retry_topic:
+        return InRecord(msg.topic, msg.partition, msg.offset, msg.key, msg.value, headers=headers)
     attempt = _header(headers, "x-attempt")
     origin = None
     topic, partition, offset = (
@@ -203,7 +209,8 @@ class DiscoveryConsumer(mode.Service):
                         self._paused[tp] = int(due) / 1000
                         break
             if take:
-                records.extend(to_in_record(m) for m in take)
+                retried = tp.topic == self.retry_topic
+                records.extend(to_in_record(m, from_retry_topic=retried) for m in take)
                 offsets[tp] = take[-1].offset + 1
         return records, offsets
 

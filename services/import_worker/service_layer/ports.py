@@ -60,6 +60,10 @@ class LedgerTransaction(Protocol):
         """Insert rows whose key is new; return those keys (the others were imported)."""
         ...
 
+    async def imported(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` are in the ledger (read only)."""
+        ...
+
     async def commit(self) -> None: ...
 
 

@@ -39,6 +39,7 @@ class OutgoingEvent:
 def _event(event_type: str, state: AggregateState, at: datetime) -> OutgoingEvent:
     spec = BY_TYPE[event_type]
     envelope = CloudEvent[AggregateState](
+        specversion="1.0",
         id=str(uuid.uuid4()),
         source=SOURCE,
         type=event_type,

@@ -1,0 +1,448 @@
+"""``make bench``: throughput and latency of the import worker, as ratios to baselines.
+
+One run starts its own broker (Tansu) and PostgreSQL (embedded), seeds the
+worker's projection with customers and policies, and measures on the same
+machine, in the same run:
+
+  (a) raw aiokafka batched passthrough: getmany -> batched produce -> commit
+      (the ceiling for any Python consumer here);
+  (b) the import worker on rediscoveries (accounts already in the ledger);
+  (c) the import worker on new accounts (decide, commands, decision, ledger);
+  (d) a per-event Faust agent passthrough;
+
+and prints events/s, the ratios b/a, c/a, b/d, p50/p99 discovery->decision
+latency at a fixed rate, and the worker's peak RSS. The last line is
+``RATIOS rediscovery/raw=<x> new/raw=<y> rediscovery/faust=<z>``.
+
+Sizes: BENCH_EVENTS (default 200000) with BENCH_REDISCOVERY (default 0.9)
+of them rediscoveries; BENCH_FAUST_EVENTS (default 20000) for (d);
+BENCH_RATE / BENCH_RATE_SECONDS (1000 ev/s for 10 s) for the latency probe.
+"""
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from schemas.customer import CustomerState, PolicyAssignment
+from schemas.enums import AccountType
+from schemas.mappings import DocumentationMapping, PsaMapping
+from schemas.options import AdministratorOptions, EndUserOptions, MatchOrCreate
+from schemas.policy import PolicyState
+from services.import_worker.adapters.projection import Projection
+from services.import_worker.adapters.publisher import KafkaPublisher
+from services.import_worker.service_layer.ports import OutMessage
+from services.import_worker.simulate import AgentSimulator
+from services.infra.devstack import LocalBroker, LocalPostgres
+from services.infra.devstack.net import free_port
+from services.infra.kafka_admin import ensure_topics
+from services.infra.migrations import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PARTNER = "bench-partner"
+PARTITIONS = 8
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+async def seed(dsn: str, customers: int) -> list[uuid.UUID]:
+    """Customers with both policies, half on a PSA company (some shared), half documented."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    projection = Projection(pool)
+    now = datetime.now(UTC)
+    eu, ad = uuid.uuid4(), uuid.uuid4()
+    common = {
+        "partner_id": PARTNER,
+        "is_default": True,
+        "customer_ids": [],
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+        "changed_by": "bench",
+        "description": "",
+    }
+    await projection.apply_policy(
+        PolicyState(
+            id=eu,
+            account_type=AccountType.END_USER,
+            name="Standard users",
+            **common,
+            options=EndUserOptions(
+                documentation=MatchOrCreate(match=True, create_if_missing=True),
+                psa=MatchOrCreate(match=True, create_if_missing=True),
+                send_welcome_email=True,
+                enable_self_serve_reset=True,
+                sync_password_to_m365=True,
+            ),
+        )
+    )
+    await projection.apply_policy(
+        PolicyState(
+            id=ad,
+            account_type=AccountType.ADMINISTRATOR,
+            name="Admins",
+            **common,
+            options=AdministratorOptions(
+                save_password_in_vault=True,
+                documentation=MatchOrCreate(match=True),
+                enable_password_rotation=True,
+            ),
+        )
+    )
+    ids = [uuid.uuid4() for _ in range(customers)]
+    for i, cid in enumerate(ids):
+        await projection.apply_customer(
+            CustomerState(
+                id=cid,
+                partner_id=PARTNER,
+                name=f"Customer {i}",
+                version=1,
+                created_at=now,
+                updated_at=now,
+                changed_by="bench",
+                psa=PsaMapping(provider="connectwise", company_id=str(i // 2)) if i % 2 else None,
+                documentation=DocumentationMapping(provider="itglue", organization_id=str(i))
+                if i % 3
+                else None,
+                policy_ids=PolicyAssignment(end_user=eu, administrator=ad),
+            )
+        )
+    await pool.close()
+    return ids
+
+
+async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        enable_idempotence=False,
+        max_batch_size=1_048_576,
+    )
+    await producer.start()
+    try:
+        publisher = KafkaPublisher(producer)
+        for i in range(0, len(values), 5000):
+            await publisher.publish([OutMessage(topic, k, v, []) for k, v in values[i : i + 5000]])
+    finally:
+        await producer.stop()
+
+
+async def raw_passthrough(bootstrap: str, topic_in: str, topic_out: str, total: int) -> float:
+    """(a): the same batched consume -> produce -> commit loop with no work in between."""
+    consumer = AIOKafkaConsumer(
+        topic_in,
+        bootstrap_servers=bootstrap,
+        group_id="bench-raw",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        max_partition_fetch_bytes=4 * 1_048_576,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        enable_idempotence=False,
+        max_batch_size=1_048_576,
+    )
+    await consumer.start()
+    await producer.start()
+    publisher = KafkaPublisher(producer)
+    done, started = 0, 0.0
+    try:
+        while done < total:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            if not batch:
+                continue
+            if not started:
+                started = time.perf_counter()
+            records = [r for rs in batch.values() for r in rs]
+            await publisher.publish([OutMessage(topic_out, r.key, r.value, []) for r in records])
+            await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            done += len(records)
+        return done / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        total = 0
+        for p in range(PARTITIONS):
+            total += await consumer.committed(TopicPartition(topic, p)) or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_commits(
+    bootstrap: str, group: str, topic: str, total: int, limit: float = 600
+) -> float:
+    """Events/s from the first commit seen until every record is committed (startup excluded)."""
+    deadline = time.monotonic() + limit
+    first: tuple[float, int] | None = None
+    while time.monotonic() < deadline:
+        done = await committed_total(bootstrap, group, topic)
+        now = time.perf_counter()
+        if done and first is None:
+            first = (now, done)
+        if done >= total:
+            assert first is not None
+            span = now - first[0]
+            return (done - first[1]) / span if span > 0 else float("inf")
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{group}: only {await committed_total(bootstrap, group, topic)} of {total}")
+
+
+def start_worker(env: dict[str, str], name: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    log = (log_dir / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [str(BIN / "import-worker"), "run"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def faust_passthrough(
+    bootstrap: str, topic_in: str, topic_out: str, total: int, log_dir: Path
+) -> float:
+    """(d): a Faust agent forwarding one event at a time; rate measured on its output."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_IN": topic_in,
+        "BENCH_OUT": topic_out,
+        "BENCH_GROUP": "bench-faust",
+    }
+    log = (log_dir / "faust.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "faust_passthrough.py"),
+            "worker",
+            "-l",
+            "warn",
+            "--without-web",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=str(log_dir),
+    )
+    consumer = AIOKafkaConsumer(
+        topic_out, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        deadline = time.monotonic() + 600
+        while seen < total and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            n = sum(len(v) for v in batch.values())
+            if n and not first:
+                first = time.perf_counter()
+                seen = 0  # the rate counts from the first record out
+            seen += n
+        return seen / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+        stop(proc)
+
+
+async def latency(
+    bootstrap: str, env: dict[str, str], sim: AgentSimulator, rate: int, seconds: int, log_dir: Path
+) -> tuple[float, float, float]:
+    """Discovery -> decision latency at a fixed rate; and the worker's peak RSS."""
+    topic_in, decisions = "bench.latency.in", "bench.latency.decisions"
+    await ensure_topics(bootstrap, [topic_in, decisions], PARTITIONS)
+    worker = start_worker(
+        {
+            **env,
+            "TOPIC_ACCOUNT_DISCOVERED": topic_in,
+            "TOPIC_IMPORT_DECISIONS": decisions,
+            "WORKER_GROUP_ID": "bench-latency",
+        },
+        "latency",
+        log_dir,
+    )
+    consumer = AIOKafkaConsumer(
+        decisions, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    try:
+        await produce(bootstrap, topic_in, [(d.key, d.value) for d in sim.stream(1)])
+        await wait_for_commits(bootstrap, "bench-latency", topic_in, 1, limit=120)
+        sim.rediscovery_rate = 0.0
+        samples: list[float] = []
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=False
+        )
+        await producer.start()
+        sent_at: dict[str, float] = {}
+
+        async def send() -> None:
+            start = time.perf_counter()
+            for i in range(rate * seconds):
+                d = sim.next()
+                sent_at[d.account.external_id] = time.perf_counter()
+                await producer.send(topic_in, d.value, key=d.key)
+                ahead = (i + 1) / rate - (time.perf_counter() - start)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+
+        sender = asyncio.create_task(send())
+        deadline = time.monotonic() + seconds + 30
+        while len(samples) < rate * seconds and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for r in records:
+                    ext = json.loads(r.value)["data"]["account"]["external_id"]
+                    if ext in sent_at:
+                        samples.append(now - sent_at[ext])
+        await sender
+        await producer.stop()
+        rss = peak_rss_mb(worker.pid)
+        quantiles = statistics.quantiles(samples, n=100)
+        return quantiles[49] * 1000, quantiles[98] * 1000, rss
+    finally:
+        await consumer.stop()
+        stop(worker)
+
+
+async def main() -> None:
+    events = env_int("BENCH_EVENTS", 200_000)
+    share = float(os.environ.get("BENCH_REDISCOVERY", "0.9"))
+    faust_events = env_int("BENCH_FAUST_EVENTS", 20_000)
+    rate, rate_seconds = env_int("BENCH_RATE", 1000), env_int("BENCH_RATE_SECONDS", 10)
+    new_events = max(1, int(events * (1 - share)))
+    old_events = events - new_events
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    print(f"bench: {events} events ({new_events} new, {old_events} rediscoveries); logs in {tmp}")
+
+    with (
+        LocalBroker(log_path=tmp / "tansu.log") as broker,
+        LocalPostgres(tmp / "pg", throwaway=True) as pg,
+    ):
+        bootstrap, dsn = broker.bootstrap, pg.dsn()
+        await migrate(dsn, "import_worker", "services.import_worker.adapters.migrations")
+        customers = await seed(dsn, 50)
+        sim = AgentSimulator(PARTNER, customers, rediscovery_rate=0.0, seed=7)
+        fresh = [(d.key, d.value) for d in sim.stream(new_events)]
+        sim.rediscovery_rate = 1.0
+        again = [(d.key, d.value) for d in sim.stream(old_events)]
+        topics = [
+            "bench.raw.in",
+            "bench.raw.out",
+            "bench.new.in",
+            "bench.old.in",
+            "bench.faust.in",
+            "bench.faust.out",
+        ]
+        await ensure_topics(bootstrap, topics, PARTITIONS)
+
+        await produce(bootstrap, "bench.raw.in", again)
+        raw = await raw_passthrough(bootstrap, "bench.raw.in", "bench.raw.out", len(again))
+        print(f"(a) raw aiokafka passthrough     {raw:10.0f} ev/s")
+
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "DATABASE_URL": dsn,
+            "SESSION_TIMEOUT_MS": "2000",
+            "HEARTBEAT_INTERVAL_MS": "500",
+            "REBALANCE_TIMEOUT_MS": "2000",
+            "FAUST_SESSION_TIMEOUT_SECONDS": "2",
+            "FAUST_HEARTBEAT_INTERVAL_SECONDS": "0.5",
+            "FAUST_REBALANCE_TIMEOUT_SECONDS": "2",
+            "TOPIC_PARTITIONS": str(PARTITIONS),
+            "LOG_LEVEL": "WARNING",
+        }
+        results: dict[str, float] = {}
+        for name, data in (("new", fresh), ("old", again)):
+            topic = f"bench.{name}.in"
+            await produce(bootstrap, topic, data)
+            worker = start_worker(
+                {
+                    **env,
+                    "TOPIC_ACCOUNT_DISCOVERED": topic,
+                    "WORKER_GROUP_ID": f"bench-{name}",
+                    "WORKER_HTTP_PORT": str(free_port()),
+                },
+                name,
+                tmp,
+            )
+            try:
+                results[name] = await wait_for_commits(bootstrap, f"bench-{name}", topic, len(data))
+            finally:
+                stop(worker)
+        print(f"(c) worker, new accounts         {results['new']:10.0f} ev/s")
+        print(f"(b) worker, rediscoveries        {results['old']:10.0f} ev/s")
+
+        await produce(bootstrap, "bench.faust.in", again[:faust_events])
+        faust_rate = await faust_passthrough(
+            bootstrap, "bench.faust.in", "bench.faust.out", min(faust_events, len(again)), tmp
+        )
+        print(f"(d) Faust per-event passthrough  {faust_rate:10.0f} ev/s")
+
+        p50, p99, rss = await latency(
+            bootstrap, {**env, "WORKER_HTTP_PORT": str(free_port())}, sim, rate, rate_seconds, tmp
+        )
+        print(
+            f"latency at {rate} ev/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
+            f"worker peak RSS {rss:.0f} MB"
+        )
+        b_a, c_a, b_d = results["old"] / raw, results["new"] / raw, results["old"] / faust_rate
+        print(f"targets: b/a >= 0.5 ({b_a:.2f}), c/a >= 0.2 ({c_a:.2f}), b/d >= 10 ({b_d:.1f})")
+        print(f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}")
+
+
+def run() -> None:
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    run()
+
+
+__all__: list[Any] = []
