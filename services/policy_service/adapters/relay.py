@@ -174,6 +174,7 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*futures)
+            await self._topics_exist(producer, {row["topic"] for row in rows})
             await conn.execute(
                 "UPDATE policy_service.outbox SET published_at = clock_timestamp()"
                 " WHERE id = ANY($1::bigint[])",
@@ -187,6 +188,20 @@ class OutboxRelay:
         )
         self.metrics.backlog.set(backlog)
         return len(rows)
+
+    @staticmethod
+    async def _topics_exist(producer: AIOKafkaProducer, topics: set[str]) -> None:
+        """Refuse acks for topics the broker no longer has.
+
+        A broker that lost its topics (Tansu's memory storage after a restart)
+        acknowledges writes to them and drops them. Raising keeps the rows
+        unpublished; the next session recreates the topics and sends them again.
+        """
+        if not await producer.client.force_metadata_update():
+            raise RuntimeError("could not refresh the broker's metadata")
+        missing = topics - producer.client.cluster.topics()
+        if missing:
+            raise RuntimeError(f"the broker lost topics {sorted(missing)}; recreating them")
 
     async def _expire(self, conn: asyncpg.Connection) -> None:
         await conn.execute(

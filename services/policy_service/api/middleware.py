@@ -10,9 +10,13 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from services.policy_service.api.auth import Unauthenticated, authenticate
 from services.policy_service.api.problems import RequestProblem, problem_response
+from services.policy_service.domain.auth import Principal
 from services.policy_service.service_layer.errors import ServiceError
 
 log = logging.getLogger("policy_service.http")
+
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def _route_name(request: web.Request) -> str:
@@ -33,7 +37,7 @@ def observability(registry: CollectorRegistry) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
-        request["request_id"] = request_id
+        request[REQUEST_ID] = request_id
         start = time.perf_counter()
         response = await handler(request)
         elapsed = time.perf_counter() - start
@@ -99,7 +103,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             exc.status, exc.reason, exc.text or exc.reason, instance=instance, headers=headers
         )
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request.get("request_id")})
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return problem_response(
             500,
             "Internal Server Error",
@@ -114,7 +118,7 @@ def authentication(secret: str) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/v1/") or request.path == "/v1":
-            request["principal"] = authenticate(request.headers.get("Authorization"), secret)
+            request[PRINCIPAL] = authenticate(request.headers.get("Authorization"), secret)
         return await handler(request)
 
     return middleware

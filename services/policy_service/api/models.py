@@ -3,15 +3,23 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas.base import Description, Name
 from schemas.customer import PolicyAssignment
 from schemas.decision import DecisionNote, Outcome
 from schemas.enums import AccountType
 from schemas.mappings import DocumentationMapping, PsaMapping
-from schemas.options import AdministratorOptions, EndUserOptions
-from schemas.policy import options_follow_account_type, parse_options_by_account_type
+from schemas.options import AdministratorOptions, EndUserOptions, options_model_for
+from schemas.policy import options_follow_account_type
 
 CustomerIdList = Annotated[list[uuid.UUID], Field(max_length=10_000)]
 
@@ -38,8 +46,19 @@ class PolicyCreate(Body):
 
     @model_validator(mode="before")
     @classmethod
-    def _options_for_type(cls, values: Any) -> Any:
-        return parse_options_by_account_type(values)
+    def _default_options(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "options" not in values:
+            return {**values, "options": {}}
+        return values
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_for_type(cls, value: Any, info: ValidationInfo) -> Any:
+        """Validate with the model of ``account_type``: errors then point into ``options``."""
+        account_type = info.data.get("account_type")
+        if account_type is None:  # invalid, and reported as such
+            return value
+        return options_model_for(account_type).model_validate(value)
 
 
 class PolicyPatch(Body):

@@ -5,7 +5,7 @@ import binascii
 import json
 import uuid
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -47,6 +47,11 @@ async def json_body(request: web.Request, model: type[ModelT]) -> ModelT:
             "validation",
             [FieldProblem((), "expected an object")],
         )
+    nul = _nul_characters(data)
+    if nul:
+        raise RequestProblem(
+            422, "Unprocessable Content", f"{len(nul)} invalid field(s)", "validation", nul
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -60,6 +65,24 @@ async def json_body(request: web.Request, model: type[ModelT]) -> ModelT:
         ) from exc
     except RecursionError as exc:
         raise malformed_json(exc) from exc
+
+
+def _nul_characters(data: Any) -> list[FieldProblem]:
+    """Strings holding U+0000, which PostgreSQL cannot store in text or jsonb."""
+    found: list[FieldProblem] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            found.append(FieldProblem(loc, "must not contain the NUL character (U+0000)"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    found.append(FieldProblem((*loc, key), "names must not contain U+0000"))
+                stack.append(((*loc, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), item) for i, item in enumerate(value))
+    return found
 
 
 def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
@@ -85,7 +108,7 @@ def page_params(request: web.Request) -> tuple[Cursor | None, int]:
     raw_limit = request.query.get("limit")
     limit = DEFAULT_LIMIT
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        if not _is_number(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise _bad_query("limit", f"an integer from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
     raw_cursor = request.query.get("cursor")
@@ -129,7 +152,13 @@ def if_match(request: web.Request) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     tag = raw.strip().removeprefix("W/").strip('"')
-    return int(tag) if tag.isdigit() else -1
+    return int(tag) if _is_number(tag) else -1
+
+
+def _is_number(text: str) -> bool:
+    """A few ASCII digits: ``str.isdigit`` also accepts "²", and ``int`` refuses
+    more than 4300 digits; no limit or version of ours has more than 18."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def etag(version: int) -> str:

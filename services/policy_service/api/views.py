@@ -15,6 +15,7 @@ from schemas.enums import AccountType
 from schemas.policy import PolicyState
 from schemas.topics import TopicNames
 from services.policy_service.api import models as m
+from services.policy_service.api.middleware import PRINCIPAL
 from services.policy_service.api.request import (
     account_type_param,
     encode_cursor,
@@ -69,9 +70,7 @@ class Views:
 
     @staticmethod
     def principal(request: web.Request) -> Principal:
-        value = request["principal"]
-        assert isinstance(value, Principal)
-        return value
+        return request[PRINCIPAL]
 
     # -- policies -------------------------------------------------------------
 

@@ -7,10 +7,12 @@ from schemas.options import AdministratorOptions, EndUserOptions, options_model_
 
 
 def merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7396 merge patch: objects merge key by key, anything else replaces."""
+    """RFC 7396 merge patch: objects merge key by key, null removes, anything else replaces."""
     merged = dict(current)
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge_patch(merged[key], value)
         else:
             merged[key] = value

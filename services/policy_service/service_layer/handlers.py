@@ -62,14 +62,29 @@ class PolicyService:
         if not principal.may_read():
             raise Forbidden(f"role {principal.role!r} may not read policies or customers")
 
+    async def _found_before_role(
+        self, principal: Principal, kind: str, target_id: uuid.UUID
+    ) -> None:
+        """404 for another partner's (or no) resource, whatever the role: never a 403.
+
+        Only a role that may not write pays for the look-up; its 403 comes after.
+        """
+        if principal.may_write():
+            return
+        async with self.db.pool.acquire() as conn:
+            repo = Repository(conn)
+            lookup = repo.policy if kind == "policy" else repo.customer
+            if await lookup(principal.partner_id, target_id) is None:
+                raise NotFound(f"no {kind} {target_id}")
+
     # -- reads --------------------------------------------------------------
 
     async def get_policy(self, principal: Principal, policy_id: uuid.UUID) -> PolicyState:
-        self._reader(principal)
         async with self.db.pool.acquire() as conn:
             state = await Repository(conn).policy(principal.partner_id, policy_id)
         if state is None:
             raise NotFound(f"no policy {policy_id}")
+        self._reader(principal)
         return state
 
     async def list_policies(
@@ -86,11 +101,11 @@ class PolicyService:
             )
 
     async def get_customer(self, principal: Principal, customer_id: uuid.UUID) -> CustomerState:
-        self._reader(principal)
         async with self.db.pool.acquire() as conn:
             state = await Repository(conn).customer(principal.partner_id, customer_id)
         if state is None:
             raise NotFound(f"no customer {customer_id}")
+        self._reader(principal)
         return state
 
     async def list_customers(
@@ -103,12 +118,12 @@ class PolicyService:
     async def effective_policies(
         self, principal: Principal, customer_id: uuid.UUID
     ) -> dict[AccountType, PolicyState | None]:
-        self._reader(principal)
         async with self.db.pool.acquire() as conn:
             repo = Repository(conn)
             customer = await repo.customer(principal.partner_id, customer_id)
             if customer is None:
                 raise NotFound(f"no customer {customer_id}")
+            self._reader(principal)
             ids = {t: getattr(customer.policy_ids, t.value) for t in AccountType}
             found = await repo.policies(principal.partner_id, [i for i in ids.values() if i])
         return {t: (found.get(i) if i else None) for t, i in ids.items()}
@@ -179,6 +194,7 @@ class PolicyService:
         patch: PolicyPatch,
         if_match: int | None,
     ) -> PolicyState:
+        await self._found_before_role(principal, "policy", policy_id)
         async with self._uow(principal) as uow:
             repo, partner = uow.repo, principal.partner_id
             current = await repo.policy(partner, policy_id)
@@ -226,6 +242,7 @@ class PolicyService:
     async def set_policy_customers(
         self, principal: Principal, policy_id: uuid.UUID, customer_ids: list[uuid.UUID]
     ) -> PolicyState:
+        await self._found_before_role(principal, "policy", policy_id)
         async with self._uow(principal) as uow:
             repo, partner = uow.repo, principal.partner_id
             current = await repo.policy(partner, policy_id)
@@ -237,6 +254,7 @@ class PolicyService:
         return await self.get_policy(principal, policy_id)
 
     async def delete_policy(self, principal: Principal, policy_id: uuid.UUID) -> None:
+        await self._found_before_role(principal, "policy", policy_id)
         async with self._uow(principal) as uow:
             repo, partner = uow.repo, principal.partner_id
             current = await repo.policy(partner, policy_id)
@@ -253,16 +271,20 @@ class PolicyService:
         async with self._uow(principal) as uow:
             repo, partner = uow.repo, principal.partner_id
             customer_id = body.id or self.new_id()
+            taken = Conflict(f"customer id {customer_id} is already in use")
             if await repo.customer_id_taken(customer_id):
-                raise Conflict(f"customer id {customer_id} is already in use")
-            await repo.insert_customer(
-                customer_id=customer_id,
-                partner_id=partner,
-                name=body.name,
-                psa=body.psa,
-                documentation=body.documentation,
-                actor=principal.sub,
-            )
+                raise taken
+            try:  # another partner may take the id meanwhile (the lock is per partner)
+                await repo.insert_customer(
+                    customer_id=customer_id,
+                    partner_id=partner,
+                    name=body.name,
+                    psa=body.psa,
+                    documentation=body.documentation,
+                    actor=principal.sub,
+                )
+            except UniqueViolation as exc:
+                raise taken from exc
             uow.customer_created(customer_id)
             for account_type in AccountType:
                 default = await repo.default_policy(partner, account_type)
@@ -278,6 +300,7 @@ class PolicyService:
         patch: CustomerPatch,
         if_match: int | None,
     ) -> CustomerState:
+        await self._found_before_role(principal, "customer", customer_id)
         async with self._uow(principal) as uow:
             repo = uow.repo
             current = await repo.customer(principal.partner_id, customer_id)
@@ -302,6 +325,7 @@ class PolicyService:
         return await self.get_customer(principal, customer_id)
 
     async def remove_customer(self, principal: Principal, customer_id: uuid.UUID) -> None:
+        await self._found_before_role(principal, "customer", customer_id)
         async with self._uow(principal) as uow:
             repo = uow.repo
             current = await repo.customer(principal.partner_id, customer_id)

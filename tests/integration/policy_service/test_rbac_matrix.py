@@ -1,0 +1,252 @@
+"""Who may do what (CONTRACT.md section 1): every /v1 route x every role x own / other partner,
+and every way a token can be unusable (401)."""
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import pytest
+
+from services.policy_service.api.routes import ROUTES
+
+from .support import (
+    ROLES,
+    SECRET,
+    UNKNOWN_ROLE,
+    WRITERS,
+    Api,
+    Tenant,
+    assert_problem,
+    discovered,
+)
+
+
+@dataclass(frozen=True)
+class World:
+    """The owner's resources that every case aims at."""
+
+    owner: Tenant
+    policy: dict[str, Any]
+    customer: dict[str, Any]
+
+    def path(self, template: str) -> str:
+        return template.format(policy=self.policy["id"], customer=self.customer["id"])
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    ok: int
+    write: bool
+    body: Callable[[World], Any] | None = None
+    check: Callable[[World, Any], bool] = lambda w, body: True  # on the owner's success
+
+    @property
+    def by_id(self) -> bool:
+        return "{" in self.path
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+CASES = (
+    Case(
+        "GET",
+        "/v1/import-policies",
+        200,
+        write=False,
+        check=lambda w, body: body["items"] == [w.policy],
+    ),
+    Case(
+        "POST",
+        "/v1/import-policies",
+        201,
+        write=True,
+        body=lambda w: {
+            "account_type": "administrator",
+            "name": f"new {uuid.uuid4()}",
+            "customer_ids": [w.customer["id"]],
+            "options": {"enable_password_rotation": True},
+        },
+        check=lambda w, body: body["customer_ids"] == [w.customer["id"]],
+    ),
+    Case("GET", "/v1/import-policies/{policy}", 200, False, check=lambda w, body: body == w.policy),
+    Case(
+        "PATCH",
+        "/v1/import-policies/{policy}",
+        200,
+        write=True,
+        body=lambda w: {"description": "changed"},
+        check=lambda w, body: (body["description"], body["version"]) == ("changed", 2),
+    ),
+    Case("DELETE", "/v1/import-policies/{policy}", 204, write=True),
+    Case(
+        "PUT",
+        "/v1/import-policies/{policy}/customers",
+        200,
+        write=True,
+        body=lambda w: {"customer_ids": []},
+        check=lambda w, body: (body["customer_ids"], body["version"]) == ([], 2),
+    ),
+    Case(
+        "POST",
+        "/v1/customers",
+        201,
+        write=True,
+        body=lambda w: {"name": "New customer"},
+        check=lambda w, body: body["policy_ids"] == {"end_user": None, "administrator": None},
+    ),
+    Case("GET", "/v1/customers", 200, False, check=lambda w, body: body["items"] == [w.customer]),
+    Case("GET", "/v1/customers/{customer}", 200, False, check=lambda w, b: b == w.customer),
+    Case(
+        "PATCH",
+        "/v1/customers/{customer}",
+        200,
+        write=True,
+        body=lambda w: {"name": "Renamed"},
+        check=lambda w, body: (
+            (body["name"], body["version"]) == ("Renamed", w.customer["version"] + 1)
+        ),
+    ),
+    Case("DELETE", "/v1/customers/{customer}", 204, write=True),
+    Case(
+        "GET",
+        "/v1/customers/{customer}/effective-policies",
+        200,
+        write=False,
+        check=lambda w, body: body == {"end_user": w.policy, "administrator": None},
+    ),
+    Case(
+        "POST",
+        "/v1/import-preview",
+        200,
+        write=False,
+        body=lambda w: discovered(w.customer["id"]),
+        check=lambda w, body: body["policy_id"] == w.policy["id"],
+    ),
+)
+
+
+def expected(case: Case, role: str, scope: str) -> int:
+    if scope == "other" and case.by_id:
+        return 404  # another partner's resource: not found, for every role
+    if role == UNKNOWN_ROLE or (case.write and role not in WRITERS):
+        return 403
+    if scope == "other" and case.body is not None and case.path != "/v1/customers":
+        return 422  # the body names the owner's customer, which the caller cannot see
+    return case.ok
+
+
+def test_the_matrix_covers_every_v1_route() -> None:
+    routes = {(r.method, r.path) for r in ROUTES if r.path.startswith("/v1/")}
+    covered = {
+        (c.method, c.path.replace("{policy}", "{id}").replace("{customer}", "{id}")) for c in CASES
+    }
+    assert covered == routes
+
+
+@pytest.fixture
+async def world(tenant: Tenant) -> World:
+    customer = await tenant.add_customer(name="Owner's customer")
+    policy = await tenant.create_policy(
+        "end_user",
+        name=f"Owner's policy {uuid.uuid4()}",
+        customer_ids=[customer["id"]],
+        options={"send_welcome_email": True},
+    )
+    return World(tenant, policy, await tenant.customer(customer["id"]))
+
+
+@pytest.mark.parametrize("scope", ["own", "other"])
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", CASES, ids=str)
+async def test_access(case: Case, role: str, scope: str, world: World, api: Api) -> None:
+    caller = world.owner if scope == "own" else Tenant(api)
+    kwargs: dict[str, Any] = {"json_body": case.body(world)} if case.body else {}
+    reply = await caller.call(case.method, world.path(case.path), role=role, **kwargs)
+    want = expected(case, role, scope)
+
+    if want >= 400:
+        problem = assert_problem(reply, want)
+        assert world.policy["name"] not in str(problem)
+        assert world.customer["name"] not in str(problem)
+        if scope == "other" and case.by_id:  # indistinguishable from an id that does not exist
+            missing = case.path.format(policy=uuid.uuid4(), customer=uuid.uuid4())
+            unknown = await caller.call(case.method, missing, role=role, **kwargs)
+            assert (unknown.status, unknown.body["title"]) == (want, problem["title"])
+        # Refused means unchanged.
+        assert await world.owner.policy(world.policy["id"]) == world.policy
+        assert await world.owner.customer(world.customer["id"]) == world.customer
+        return
+    assert reply.status == want, (reply.status, reply.body)
+    if scope == "other":  # lists and creations stay inside the caller's partner
+        assert world.policy["id"] not in str(reply.body)
+        assert world.customer["id"] not in str(reply.body)
+        assert await world.owner.policy(world.policy["id"]) == world.policy
+    elif case.method == "DELETE":
+        assert_problem(await world.owner.call("GET", world.path(case.path)), 404)
+    else:
+        assert case.check(world, reply.body), reply.body
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "sub": "user-1",
+        "partner_id": "p-auth-tests",
+        "role": "manager",
+        "exp": int(time.time()) + 600,
+    }
+    for name, value in overrides.items():
+        if value is None:
+            claims.pop(name)
+        else:
+            claims[name] = value
+    return claims
+
+
+def _signed(secret: str = SECRET, algorithm: str = "HS256", **overrides: Any) -> str:
+    return "Bearer " + jwt.encode(_claims(**overrides), secret, algorithm=algorithm)
+
+
+def _alg_none() -> str:
+    return "Bearer " + jwt.encode(_claims(), None, algorithm="none")
+
+
+BAD_AUTH: dict[str, Callable[[], str | None]] = {
+    "missing": lambda: None,
+    "basic scheme": lambda: "Basic dXNlcjpwYXNzd29yZA==",
+    "empty bearer": lambda: "Bearer ",
+    "not a jwt": lambda: "Bearer not-a-jwt",
+    "garbage segments": lambda: "Bearer a.b.c",
+    "wrong secret": lambda: _signed(secret="another-secret-" + "x" * 64),
+    "expired": lambda: _signed(exp=int(time.time()) - 60),
+    "alg none": _alg_none,
+    "hs512": lambda: _signed(algorithm="HS512"),
+    "no sub": lambda: _signed(sub=None),
+    "no partner_id": lambda: _signed(partner_id=None),
+    "no role": lambda: _signed(role=None),
+    "no exp": lambda: _signed(exp=None),
+    "partner_id with a colon": lambda: _signed(partner_id="a:b"),
+    "partner_id not a string": lambda: _signed(partner_id=42),
+}
+
+
+@pytest.mark.parametrize("make_auth", BAD_AUTH.values(), ids=BAD_AUTH.keys())
+async def test_unusable_token_is_401_on_every_route(
+    make_auth: Callable[[], str | None], api: Api
+) -> None:
+    auth = make_auth()
+    some_id = str(uuid.uuid4())
+    for case in CASES:
+        path = case.path.format(policy=some_id, customer=some_id)
+        kwargs: dict[str, Any] = {}
+        if case.body is not None:
+            kwargs["json_body"] = {"name": "x"}
+        reply = await api.call(case.method, path, auth=auth, **kwargs)
+        problem = assert_problem(reply, 401)
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer"), case
+        assert problem["instance"] == path

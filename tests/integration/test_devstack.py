@@ -1,0 +1,286 @@
+"""The Docker-free stack works: broker, topics, PostgreSQL, and ``msp-import-dev up``."""
+
+import asyncio
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import psutil
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.infra.devstack import LocalBroker, LocalPostgres
+from services.infra.devstack.net import accepts_connections, free_port
+from services.infra.devstack.summary import READY_LINE
+from services.infra.kafka_admin import broker_reachable, ensure_topics
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described}
+
+
+async def list_topics(bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return list(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_broker_round_trip(kafka_bootstrap: str) -> None:
+    topic = unique("devstack-roundtrip")
+    await ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=False
+    )
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(topic, b"hello", key=b"k1")
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, sent.partition)])
+        async with asyncio.timeout(10):
+            record = await consumer.getone()
+    finally:
+        await consumer.stop()
+    assert (record.key, record.value, record.offset) == (b"k1", b"hello", sent.offset)
+
+
+async def test_ensure_topics_creates_requested_partitions_and_is_idempotent(
+    kafka_bootstrap: str,
+) -> None:
+    names = [unique("devstack-a"), unique("devstack-b")]
+
+    created = await ensure_topics(kafka_bootstrap, [*names, names[0]], partitions=3)
+    again = await ensure_topics(kafka_bootstrap, names, partitions=5)
+
+    assert sorted(created) == sorted(names)
+    assert again == []
+    assert await partition_counts(kafka_bootstrap, names) == dict.fromkeys(names, 3)
+
+
+async def test_ensure_topics_tolerates_a_concurrent_creator(kafka_bootstrap: str) -> None:
+    topic = unique("devstack-race")
+
+    results = await asyncio.gather(*(ensure_topics(kafka_bootstrap, [topic], 2) for _ in range(3)))
+
+    assert [name for created in results for name in created] == [topic]  # once, nobody failed
+    assert await partition_counts(kafka_bootstrap, [topic]) == {topic: 2}
+
+
+async def test_broker_reachable_is_false_without_broker() -> None:
+    assert not await broker_reachable(f"127.0.0.1:{free_port()}", timeout=1)
+
+
+async def test_local_broker_restart_comes_back_empty(tmp_path: Path) -> None:
+    with LocalBroker(log_path=tmp_path / "tansu.log") as local:
+        topic = unique("devstack-lost")
+        await ensure_topics(local.bootstrap, [topic], 1)
+        port = local.port
+
+        await asyncio.to_thread(local.restart)
+        assert local.port == port
+        assert topic not in await list_topics(local.bootstrap)  # memory storage
+
+        await asyncio.to_thread(local.kill)
+        assert not await broker_reachable(local.bootstrap, timeout=1)
+        await asyncio.to_thread(local.start)
+        assert await broker_reachable(local.bootstrap)
+    assert not local.running
+    assert not accepts_connections(port)
+
+
+async def test_postgres_fixture_serves_the_session_database(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT current_database()") == urlsplit(database_url).path[1:]
+        assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+    finally:
+        await conn.close()
+
+
+async def fetch_value(dsn: str, query: str) -> object:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
+
+
+async def test_local_postgres_restart_and_crash_keep_committed_data(tmp_path: Path) -> None:
+    server = LocalPostgres(tmp_path / "pgdata", throwaway=True)
+    with server:
+        dsn = server.create_database("kept")
+        conn = await asyncpg.connect(dsn)
+        await conn.execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('before')")
+        await conn.close()
+        port = server.port
+
+        await asyncio.to_thread(server.restart)
+        assert server.port == port
+        assert await fetch_value(dsn, "SELECT string_agg(v, ',') FROM t") == "before"
+
+        await asyncio.to_thread(server.kill)
+        await asyncio.to_thread(server.start)
+        assert await fetch_value(dsn, "SELECT count(*) FROM t") == 1
+    assert not server.running
+    assert not accepts_connections(port)
+
+
+# -- msp-import-dev up --------------------------------------------------------
+
+
+class LineReader:
+    """Reads a child's stdout on a thread so the test can wait with a timeout."""
+
+    def __init__(self, proc: "subprocess.Popen[str]") -> None:
+        assert proc.stdout is not None
+        self._stream = proc.stdout
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        for line in self._stream:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            self.seen.append(line)
+            if text in line:
+                return True
+        return False
+
+    def rest(self) -> list[str]:
+        self._thread.join(timeout=10)
+        while not self._lines.empty():
+            line = self._lines.get()
+            if line is not None:
+                self.seen.append(line)
+        return self.seen
+
+
+def gone(pid: int) -> bool:
+    """Not running; a zombie counts as gone (PID 1 here does not reap orphans)."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def process_tree(pid: int) -> set[int]:
+    try:
+        root = psutil.Process(pid)
+        return {pid} | {child.pid for child in root.children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+@pytest.fixture
+def dev_up(tmp_path: Path) -> Iterator[tuple["subprocess.Popen[str]", dict[str, int], Path]]:
+    """``msp-import-dev up`` on free ports and a temporary data dir; killed if left running."""
+    ports = {name: free_port() for name in ("broker", "postgres", "http", "worker")}
+    data_dir = tmp_path / "data"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "AUTH_JWT_SECRET"}
+    }
+    env.update(HTTP_PORT=str(ports["http"]), WORKER_HTTP_PORT=str(ports["worker"]))
+    command = [
+        str(Path(sys.executable).parent / "msp-import-dev"),
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--broker-port",
+        str(ports["broker"]),
+        "--postgres-port",
+        str(ports["postgres"]),
+    ]
+    with (tmp_path / "up.stderr").open("w") as stderr:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path
+        )
+    try:
+        yield proc, ports, data_dir
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_dev_up_prints_summary_and_stops_everything_on_ctrl_c(
+    dev_up: tuple["subprocess.Popen[str]", dict[str, int], Path],
+) -> None:
+    proc, ports, data_dir = dev_up
+    reader = LineReader(proc)
+    began = time.monotonic()
+
+    ready = reader.wait_for(READY_LINE, timeout=120)
+    stderr = (data_dir.parent / "up.stderr").read_text()
+    assert ready, "\n".join([*reader.seen, "--- stderr:", stderr])
+    startup = time.monotonic() - began
+    summary = "\n".join(reader.seen)
+    assert f"127.0.0.1:{ports['broker']}" in summary
+    assert f"postgresql://postgres@127.0.0.1:{ports['postgres']}/postgres" in summary
+    assert "export TOKEN=" in summary
+    assert accepts_connections(ports["broker"])
+    assert accepts_connections(ports["postgres"])
+
+    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    pids = process_tree(proc.pid) | process_tree(postmaster)
+    pids.discard(proc.pid)
+    assert postmaster in pids
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0
+    output = "\n".join(reader.rest())
+
+    assert output.rstrip().endswith("stopped"), output
+    left = {pid for pid in pids if not gone(pid)}
+    assert not left, [psutil.Process(pid).cmdline() for pid in left]
+    for name, port in ports.items():
+        assert not accepts_connections(port), f"{name} port {port} still open"
+    print(f"\nmsp-import-dev up printed its summary after {startup:.2f} s")
