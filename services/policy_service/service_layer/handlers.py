@@ -6,6 +6,7 @@ section 1, and return aggregate state. They know nothing of HTTP.
 
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 import asyncpg
 from pydantic import ValidationError
@@ -197,13 +198,7 @@ class PolicyService:
         await self._found_before_role(principal, "policy", policy_id)
         async with self._uow(principal) as uow:
             repo, partner = uow.repo, principal.partner_id
-            current = await repo.policy(partner, policy_id)
-            if current is None:
-                raise NotFound(f"no policy {policy_id}")
-            if if_match is not None and if_match != current.version:
-                raise PreconditionFailed(
-                    f"policy {policy_id} is at version {current.version}, not {if_match}"
-                )
+            current = _current("policy", policy_id, await repo.policy(partner, policy_id), if_match)
             options = current.options
             if patch.options is not None:
                 try:
@@ -303,13 +298,12 @@ class PolicyService:
         await self._found_before_role(principal, "customer", customer_id)
         async with self._uow(principal) as uow:
             repo = uow.repo
-            current = await repo.customer(principal.partner_id, customer_id)
-            if current is None:
-                raise NotFound(f"no customer {customer_id}")
-            if if_match is not None and if_match != current.version:
-                raise PreconditionFailed(
-                    f"customer {customer_id} is at version {current.version}, not {if_match}"
-                )
+            current = _current(
+                "customer",
+                customer_id,
+                await repo.customer(principal.partner_id, customer_id),
+                if_match,
+            )
             given = patch.model_fields_set
             name = patch.name if patch.name is not None else current.name
             psa = patch.psa if "psa" in given else current.psa
@@ -376,6 +370,18 @@ class PolicyService:
     @staticmethod
     def _name_taken(name: str, account_type: AccountType) -> Conflict:
         return Conflict(f"a {account_type.value} policy named {name!r} already exists")
+
+
+StateT = TypeVar("StateT", PolicyState, CustomerState)
+
+
+def _current(kind: str, item_id: uuid.UUID, state: StateT | None, if_match: int | None) -> StateT:
+    """The aggregate about to change: 404 if absent, 412 if ``If-Match`` is stale."""
+    if state is None:
+        raise NotFound(f"no {kind} {item_id}")
+    if if_match is not None and if_match != state.version:
+        raise PreconditionFailed(f"{kind} {item_id} is at version {state.version}, not {if_match}")
+    return state
 
 
 def _problems(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldProblem]:
