@@ -24,6 +24,7 @@ from services.policy_service.api.routes import ROUTES
 from services.policy_service.api.views import ReadyCheck, Views
 from services.policy_service.service_layer.handlers import PolicyService
 from services.policy_service.settings import PolicyServiceSettings
+from services.policy_service.ui import mount_ui
 
 RELAY = web.AppKey("relay", OutboxRelay)
 
@@ -57,6 +58,7 @@ def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None)
     )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, getattr(views, route.view), name=route.view)
+    mount_ui(app, settings)
 
     async def database(_: web.Application) -> AsyncIterator[None]:
         await db.open()

@@ -1,0 +1,153 @@
+"""Helpers of the browser tests: the served app, a partner of one test, screenshots."""
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from playwright.sync_api import Page, ViewportSize
+
+from services.policy_service.api.auth import issue_token
+
+SECRET = "admin-ui-browser-tests-" + "0123456789abcdef" * 3
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+
+
+def token(partner_id: str, role: str = "manager", ttl: int = 900) -> str:
+    return issue_token(
+        SECRET, sub=f"{role}@{partner_id}", partner_id=partner_id, role=role, ttl_seconds=ttl
+    )
+
+
+@dataclass
+class Partner:
+    """A partner of one test, set up through the public API."""
+
+    base_url: str
+    id: str = field(default_factory=lambda: f"ui-{uuid.uuid4().hex[:12]}")
+
+    def call(self, method: str, path: str, body: Any = None, role: str = "manager") -> Any:
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={
+                "Authorization": f"Bearer {token(self.id, role)}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path}: {exc.code} {exc.read()!r}") from exc
+        return json.loads(raw) if raw else None
+
+    def add_customer(
+        self, name: str, psa: tuple[str, str] | None = None, docs: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name}
+        if psa:
+            body["psa"] = {"provider": psa[0], "company_id": psa[1]}
+        if docs:
+            body["documentation"] = {"provider": docs[0], "organization_id": docs[1]}
+        result: dict[str, Any] = self.call("POST", "/v1/customers", body)
+        return result
+
+    def create_policy(self, name: str, account_type: str = "end_user", **fields: Any) -> Any:
+        body = {"account_type": account_type, "name": name, "options": {}, **fields}
+        return self.call("POST", "/v1/import-policies", body)
+
+    def policy(self, policy_id: str) -> Any:
+        return self.call("GET", f"/v1/import-policies/{policy_id}")
+
+    def policies(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.call("GET", "/v1/import-policies?limit=500")["items"]
+        return items
+
+    def customer(self, customer_id: str) -> Any:
+        return self.call("GET", f"/v1/customers/{customer_id}")
+
+    def sign_in(self, page: Page, role: str = "manager", route: str = "#/policies") -> None:
+        """Open the UI signed in as ``role``, the way the dev sign-in link does (``#token=``)."""
+        page.goto(f"{self.base_url}/ui/#token={token(self.id, role)}")
+        page.locator("h1").first.wait_for()
+        if route != "#/policies":
+            page.goto(f"{self.base_url}/ui/{route}")
+        page.locator("main h1").wait_for()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save the viewport as docs/screenshots/<name>.png (1280x800, committed)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled", caret="hide")
+
+
+class ServedApp:
+    """An aiohttp application served on 127.0.0.1 by a thread with its own event loop."""
+
+    def __init__(self, factory: Callable[[], web.Application]) -> None:
+        self._factory = factory
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ui-served-app", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.base_url = ""
+
+    def start(self) -> "ServedApp":
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise RuntimeError("the app did not start within 60 s")
+        if self._error is not None:
+            raise RuntimeError("the app failed to start") from self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(self._factory(), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            self.base_url = f"http://{host}:{port}"
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
