@@ -1,0 +1,1 @@
+"""Deployment files validated offline (``make validate-deploy``; marker ``deploy``)."""
