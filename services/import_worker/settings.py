@@ -20,6 +20,9 @@ class WorkerSettings(CommonSettings):
         default=(1.0, 2.0, 5.0, 10.0, 30.0),
         description="Back-off before each retry; after the last one: DLQ unknown_customer.",
     )
+    imported_cache_size: int = Field(
+        default=500_000, ge=0, description="Account keys known imported, kept in memory."
+    )
     batch_max_records: int = Field(default=5000, ge=1, le=100_000)
     fetch_max_wait_ms: int = Field(default=50, ge=0)
     session_timeout_ms: int = Field(default=10_000, ge=1000)

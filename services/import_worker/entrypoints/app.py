@@ -81,6 +81,7 @@ class WorkerRuntime(mode.Service):
                 retry_topic=s.retry_topic,
                 retry_delays=s.retry_delays_seconds,
                 source=s.worker_source,
+                imported_cache_size=s.imported_cache_size,
             ),
             Projection(self.pool),
             PgLedger(self.pool),

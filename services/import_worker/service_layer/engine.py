@@ -15,9 +15,10 @@ commands are re-sent with the same ids. The ledger never holds an account
 whose commands were not acknowledged.
 """
 
+import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from schemas.decision import DECISION_RECORDED
@@ -65,6 +66,7 @@ class EngineConfig:
     retry_topic: str
     retry_delays: tuple[float, ...]
     source: str = "/import-worker"
+    imported_cache_size: int = 500_000
 
 
 class BatchEngine:
@@ -81,6 +83,7 @@ class BatchEngine:
         self.directory = directory
         self.ledger = ledger
         self.publisher = publisher
+        self.imported = ImportedKeys(config.imported_cache_size)
 
     async def process(self, records: Sequence[InRecord]) -> BatchResult:
         result = BatchResult()
@@ -118,7 +121,9 @@ class BatchEngine:
                 continue
             policy = customer.policies.get(event.data.account_type)
             key = account_key(customer.view.partner_id, event.data)
-            if policy is None:
+            if key in self.imported:
+                repeats += 1  # imported before: the ledger says so, no need to ask it
+            elif policy is None:
                 unassigned.append((key, event, customer))
             elif key in candidates:
                 repeats += 1  # the same account twice in one batch: the first decides
@@ -156,6 +161,8 @@ class BatchEngine:
             if out:
                 await self.publisher.publish(out)
             await tx.commit()
+        self.imported.add_all(candidates)  # all in the ledger now: just claimed, or before
+        self.imported.add_all(imported)
         return result
 
     # -- building messages -----------------------------------------------------
@@ -244,6 +251,35 @@ class BatchEngine:
                 ("x-original-offset", str(origin.offset).encode()),
             ],
         )
+
+
+class ImportedKeys:
+    """Account keys known to be in the ledger, at most ``size`` of them (oldest go first).
+
+    The ledger only grows, so a key seen there stays there: a hit is a
+    rediscovery without a database round trip (most of the traffic), a miss
+    asks the ledger. Keys are added only after the ledger commit.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: dict[str, None] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add_all(self, keys: Iterable[str]) -> None:
+        if self.size <= 0:
+            return
+        for key in keys:
+            self._keys[key] = None
+        excess = len(self._keys) - self.size
+        if excess > 0:
+            for key in list(itertools.islice(self._keys, excess)):
+                del self._keys[key]
 
 
 def _envelope(shared: bytes, event_id: str, event_type: str, data: bytes) -> bytes:
