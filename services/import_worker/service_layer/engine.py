@@ -141,6 +141,13 @@ class BatchEngine:
                     ),
                 )
 
+        if not candidates and not unassigned:
+            # Nothing to claim or look up: dead letters and retries only (or nothing).
+            result.rediscovered = repeats
+            if out:
+                await self.publisher.publish(out)
+            return result
+
         async with self.ledger.transaction() as tx:
             fresh = (
                 await tx.claim([row for _, _, row in candidates.values()]) if candidates else set()
