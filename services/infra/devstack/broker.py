@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Self
 
 from services.infra.devstack.net import LOOPBACK, accepts_connections, free_port
-from services.infra.devstack.procs import log_tail, run_coroutine_sync, signal_group
+from services.infra.devstack.procs import log_tail, read_from, run_coroutine_sync, signal_group
 from services.infra.kafka_admin import broker_reachable
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 class BrokerStartError(RuntimeError):
     """The broker did not become ready; the message carries its log tail."""
+
+
+class _PortTaken(BrokerStartError):
+    """Something else listens on (or holds) the broker's port."""
 
 
 def tansu_binary() -> Path:
@@ -69,6 +73,7 @@ class LocalBroker:
         stop_timeout: float = 5.0,
     ) -> None:
         self._port = port if port is not None else free_port()
+        self._repick_port = port is None
         self._log_path = log_path or Path(tempfile.gettempdir()) / f"tansu-{self._port}.log"
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -102,47 +107,72 @@ class LocalBroker:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> Self:
-        """Start the broker and wait until it serves Metadata; raise with its log tail if not."""
+        """Start the broker and wait until it serves Metadata; raise with its log tail if not.
+
+        With an automatic port, a port taken between picking and binding (by any
+        process's outgoing connection, under load) is retried on a new port,
+        but only before the first successful start: the address never changes
+        once someone may have used it.
+        """
         with self._lock:
             if self.running:
                 return self
-            if accepts_connections(self._port):
-                raise BrokerStartError(
-                    f"port {self._port} is already in use; pick another port or point "
-                    "KAFKA_BOOTSTRAP_SERVERS at the broker that runs there"
-                )
-            url = f"tcp://{self.bootstrap}"
-            command = [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ]
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            began = time.monotonic()
-            with self._log_path.open("ab") as log_file:
-                self._proc = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            atexit.register(self._kill_at_exit)
-            try:
-                self._wait_ready(began + self._start_timeout)
-            except BaseException:
-                self._terminate(kill=True)
-                raise
-            log.info(
-                "broker ready",
-                extra={"bootstrap": self.bootstrap, "seconds": round(time.monotonic() - began, 3)},
+            attempts = 3 if self._repick_port else 1
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._launch()
+                except _PortTaken:
+                    if attempt == attempts:
+                        raise
+                    self._port = free_port()
+                    continue
+                self._repick_port = False
+                return self
+            raise AssertionError("unreachable")
+
+    def _launch(self) -> None:
+        if accepts_connections(self._port):
+            raise _PortTaken(
+                f"port {self._port} is already in use; pick another port or point "
+                "KAFKA_BOOTSTRAP_SERVERS at the broker that runs there"
             )
-            return self
+        url = f"tcp://{self.bootstrap}"
+        command = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        with self._log_path.open("ab") as log_file:
+            log_start = log_file.tell()
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        atexit.register(self._kill_at_exit)
+        try:
+            self._wait_ready(began + self._start_timeout)
+        except BrokerStartError as exc:
+            self._terminate(kill=True)
+            if "AddrInUse" in read_from(self._log_path, log_start):
+                raise _PortTaken(str(exc)) from None
+            raise
+        except BaseException:
+            self._terminate(kill=True)
+            raise
+        log.info(
+            "broker ready",
+            extra={"bootstrap": self.bootstrap, "seconds": round(time.monotonic() - began, 3)},
+        )
 
     def _wait_ready(self, deadline: float) -> None:
         """Poll the port, then Metadata, until ``deadline``; fail fast if the process dies."""

@@ -35,6 +35,7 @@ from services.infra.devstack.procs import (
     live_group_members,
     log_tail,
     pid_alive,
+    read_from,
     run_coroutine_sync,
     signal_group,
     wait_pid_gone,
@@ -147,6 +148,7 @@ class LocalPostgres:
     ) -> None:
         self._data_dir = data_dir.expanduser().resolve()
         self._port = port if port is not None else free_port()
+        self._repick_port = port is None
         self._throwaway = throwaway
         self._max_connections = max_connections
         self._start_timeout = start_timeout
@@ -201,7 +203,7 @@ class LocalPostgres:
             self._remove_stale_pid_file()
             if not (self._data_dir / "PG_VERSION").exists():
                 self._initdb()
-            self._pg_ctl_start()
+            self._start_server()
             atexit.register(self._stop_at_exit)
             log.info(
                 "postgres ready",
@@ -339,6 +341,27 @@ class LocalPostgres:
         if self._throwaway:
             args.append("--no-sync")
         self._run("initdb", args, timeout=120)
+
+    def _start_server(self) -> None:
+        """``pg_ctl start``; with an automatic port, retry on a new one if it was taken.
+
+        Picking a free port and binding it are ~0.5 s apart (initdb), long enough
+        for another process's outgoing connection to take it under load. The port
+        only changes before the first successful start: never under a DSN in use.
+        """
+        attempts = 3 if self._repick_port else 1
+        for attempt in range(1, attempts + 1):
+            log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                self._pg_ctl_start()
+            except PostgresError:
+                taken = "Address already in use" in read_from(self.log_path, log_start)
+                if attempt == attempts or not taken:
+                    raise
+                self._port = free_port()
+                continue
+            self._repick_port = False
+            return
 
     def _pg_ctl_start(self) -> None:
         socket_dir = self._choose_socket_dir()

@@ -34,6 +34,16 @@ def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def read_from(path: Path, offset: int) -> str:
+    """A log file's text written after ``offset`` (what one run of a program wrote)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs and is not a zombie (a zombie still answers signal 0)."""
     try:

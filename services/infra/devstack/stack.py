@@ -28,7 +28,8 @@ from schemas.topics import TopicNames
 from services.infra.devstack.broker import LocalBroker
 from services.infra.devstack.children import ChildProcesses, ServiceSpec, http_ok, script_path
 from services.infra.devstack.net import first_free_port
-from services.infra.devstack.postgres import LocalPostgres
+from services.infra.devstack.postgres import LocalPostgres, PostmasterInfo
+from services.infra.devstack.procs import pid_alive
 from services.infra.devstack.summary import ServiceState, StackInfo, render_summary
 from services.infra.devstack.tokens import make_token, new_secret
 from services.infra.kafka_admin import broker_reachable, ensure_topics
@@ -156,9 +157,11 @@ class DevStack:
             await conn.close()
             return external
         wanted = self._config.postgres_port
-        self._postgres = LocalPostgres(
-            self._config.data_dir.resolve() / "postgres", first_free_port(wanted)
-        )
+        data_dir = self._config.data_dir.resolve() / "postgres"
+        running = PostmasterInfo.read(data_dir)
+        # A server left running on this data dir (``up`` was killed) is adopted on its port.
+        port = running.port if running and pid_alive(running.pid) else first_free_port(wanted)
+        self._postgres = LocalPostgres(data_dir, port)
         await self._in_thread(self._postgres.start)
         if self._postgres.port != wanted:
             self._notes.append(f"port {wanted} is busy: PostgreSQL on {self._postgres.port}")
