@@ -25,8 +25,9 @@ from services.infra.devstack.procs import run_coroutine_sync
 from services.infra.migrations import migrate
 from services.policy_service.bootstrap import build_app
 from services.policy_service.settings import PolicyServiceSettings
+from tests.served_app import ServedApp
 
-from .support import CHROMIUM, CHROMIUM_ARGS, SECRET, VIEWPORT, Partner, ServedApp
+from .support import CHROMIUM, CHROMIUM_ARGS, SECRET, VIEWPORT, Partner
 
 SCHEMA = "policy_service"
 expect.set_options(timeout=10_000)  # a busy CI machine renders slower than a laptop

@@ -1,17 +1,13 @@
 """Helpers of the browser tests: the served app, a partner of one test, screenshots."""
 
-import asyncio
 import json
-import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from playwright.sync_api import Page, ViewportSize
 
 from services.policy_service.api.auth import issue_token
@@ -99,55 +95,3 @@ def screenshot(page: Page, name: str) -> None:
     """Save the viewport as docs/screenshots/<name>.png (1280x800, committed)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled", caret="hide")
-
-
-class ServedApp:
-    """An aiohttp application served on 127.0.0.1 by a thread with its own event loop."""
-
-    def __init__(self, factory: Callable[[], web.Application]) -> None:
-        self._factory = factory
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ui-served-app", daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self.base_url = ""
-
-    def start(self) -> "ServedApp":
-        self._thread.start()
-        if not self._ready.wait(60):
-            raise RuntimeError("the app did not start within 60 s")
-        if self._error is not None:
-            raise RuntimeError("the app failed to start") from self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._ready.set()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        runner = web.AppRunner(self._factory(), access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            self.base_url = f"http://{host}:{port}"
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()

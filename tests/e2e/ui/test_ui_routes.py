@@ -12,9 +12,9 @@ import pytest
 from schemas.topics import TopicNames
 from services.policy_service.bootstrap import build_app
 from services.policy_service.ui import STATIC_DIR
+from tests.served_app import ServedApp
 
 from .conftest import ui_settings
-from .support import ServedApp
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -16,8 +16,9 @@ from schemas.topics import TopicNames
 from services.infra.migrations import migrate
 from services.policy_service.bootstrap import build_app
 from services.policy_service.settings import PolicyServiceSettings
+from tests.served_app import ServedApp
 
-from .support import MIGRATIONS, SCHEMA, Api, ServedApp, Tenant, settings_for
+from .support import MIGRATIONS, SCHEMA, Api, Tenant, settings_for
 
 
 @pytest.fixture(scope="session")

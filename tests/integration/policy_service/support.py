@@ -4,7 +4,6 @@ tenants (one partner each) and a topic reader that collects CloudEvents."""
 import asyncio
 import io
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from multidict import CIMultiDictProxy
 
@@ -173,62 +171,6 @@ def discovered(customer_id: str, account_type: str = "end_user", **extra: Any) -
         "email": "jdoe@example.com",
         **extra,
     }
-
-
-class ServedApp:
-    """An aiohttp application served on 127.0.0.1 by a thread with its own event loop.
-
-    A real socket lets sync clients (schemathesis) and async ones share the app.
-    """
-
-    def __init__(self, factory: Callable[[], web.Application]) -> None:
-        self._factory = factory
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="served-app", daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self.base_url = ""
-
-    def start(self) -> "ServedApp":
-        self._thread.start()
-        if not self._ready.wait(60):
-            raise RuntimeError("the app did not start within 60 s")
-        if self._error is not None:
-            raise RuntimeError("the app failed to start") from self._error
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
-        assert not self._thread.is_alive(), "the served app did not stop"
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self._ready.set()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        runner = web.AppRunner(self._factory(), access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            host, port = runner.addresses[0][:2]
-            self.base_url = f"http://{host}:{port}"
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
 
 
 @dataclass(frozen=True)

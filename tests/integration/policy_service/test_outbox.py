@@ -22,13 +22,13 @@ from services.infra.devstack import LocalBroker
 from services.infra.devstack.databases import create_database, drop_database
 from services.infra.migrations import migrate
 from services.policy_service.bootstrap import build_app
+from tests.served_app import ServedApp
 
 from .support import (
     MIGRATIONS,
     SCHEMA,
     Api,
     Event,
-    ServedApp,
     Tenant,
     collect_events,
     settings_for,
