@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from schemas.base import ContractModel, Email, ExternalId, PartnerId, ShortText
+from schemas.base import ContractModel, Email, ExternalId, PartnerId, ShortText, Timestamp
 from schemas.enums import AccountType, Directory
 from schemas.ids import CustomerId
 
@@ -28,7 +28,7 @@ class DiscoveredAccount(ContractModel):
     phone: Phone | None = None
     user_principal_name: ShortText | None = None
     agent_id: ShortText | None = None
-    discovered_at: AwareDatetime | None = None
+    discovered_at: Timestamp | None = None
 
 
 def account_key(partner_id: PartnerId, account: DiscoveredAccount) -> str:

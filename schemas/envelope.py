@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from schemas.base import PartnerId
+from schemas.base import PartnerId, Timestamp
 
 CONTENT_TYPE = "application/cloudevents+json"
 DATA_CONTENT_TYPE = "application/json"
@@ -31,7 +31,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
     id: EventId
     source: Source
     type: EventType
-    time: AwareDatetime
+    time: Timestamp
     subject: Subject
     datacontenttype: Literal["application/json"] = "application/json"
     partnerid: PartnerId

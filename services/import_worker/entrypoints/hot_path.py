@@ -20,7 +20,7 @@ from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.import_worker.domain.inbound import InRecord, Origin
 from services.import_worker.metrics import WorkerMetrics
@@ -164,8 +164,11 @@ class DiscoveryConsumer(mode.Service):
                 result = await self._process_until_done(records)
                 if result is None:
                     continue
-                with contextlib.suppress(CommitFailedError):
-                    await consumer.commit(offsets)  # a rebalance won: the new owner redoes it
+                # Abandoned at a rebalance: its partitions may be another member's now
+                # (committing them raises IllegalStateError); the new owners redo it.
+                if not self._abandon:
+                    with contextlib.suppress(CommitFailedError, IllegalStateError):
+                        await consumer.commit(offsets)  # a rebalance won: redone elsewhere
                 self.metrics.record(result, len(records), time.perf_counter() - started)
                 self.batches_done += 1
 

@@ -99,10 +99,12 @@ class BatchEngine:
         customers = await self.directory.lookup(
             list({event.data.customer_id for _, event in parsed})
         )
-        candidates: dict[str, tuple[DiscoveredEvent, CustomerRecord, LedgerRow]] = {}
-        unassigned: list[tuple[str, DiscoveredEvent, CustomerRecord]] = []
+        # Each candidate and unassigned account keeps its position in the batch, so
+        # decisions leave in the order their discoveries were read (per customer too).
+        candidates: dict[str, tuple[int, DiscoveredEvent, CustomerRecord, LedgerRow]] = {}
+        unassigned: list[tuple[int, str, DiscoveredEvent, CustomerRecord]] = []
         repeats = 0
-        for record, event in parsed:
+        for at, (record, event) in enumerate(parsed):
             customer = customers.get(event.data.customer_id)
             if customer is None:
                 out.append(self._retry_or_give_up(record, result))
@@ -124,11 +126,12 @@ class BatchEngine:
             if key in self.imported:
                 repeats += 1  # imported before: the ledger says so, no need to ask it
             elif policy is None:
-                unassigned.append((key, event, customer))
+                unassigned.append((at, key, event, customer))
             elif key in candidates:
                 repeats += 1  # the same account twice in one batch: the first decides
             else:
                 candidates[key] = (
+                    at,
                     event,
                     customer,
                     LedgerRow(
@@ -150,21 +153,27 @@ class BatchEngine:
 
         async with self.ledger.transaction() as tx:
             fresh = (
-                await tx.claim([row for _, _, row in candidates.values()]) if candidates else set()
+                await tx.claim([row for *_, row in candidates.values()]) if candidates else set()
             )
-            for key, (event, customer, _) in candidates.items():
+            decided: list[tuple[int, list[OutMessage]]] = []
+            for key, (at, event, customer, _) in candidates.items():
                 if key in fresh:
                     policy = customer.policies[event.data.account_type]
-                    out.extend(self._emit(event, decide(event.data, customer.view, policy), result))
+                    decision = decide(event.data, customer.view, policy)
+                    decided.append((at, self._emit(event, decision, result)))
             result.rediscovered = repeats + len(candidates) - len(fresh)
             # No policy now: decided afresh each time, unless imported before (then
             # the first decision stands and this is only a rediscovery).
-            imported = await tx.imported([k for k, _, _ in unassigned]) if unassigned else set()
-            for key, event, customer in unassigned:
+            imported = await tx.imported([k for _, k, _, _ in unassigned]) if unassigned else set()
+            for at, key, event, customer in unassigned:
                 if key in imported:
                     result.rediscovered += 1
                 else:
-                    out.extend(self._emit(event, decide(event.data, customer.view, None), result))
+                    decision = decide(event.data, customer.view, None)
+                    decided.append((at, self._emit(event, decision, result)))
+            decided.sort(key=lambda d: d[0])
+            for _, messages in decided:
+                out.extend(messages)
             if out:
                 await self.publisher.publish(out)
             await tx.commit()

@@ -164,6 +164,9 @@ class OutboxRelay:
         self._wake.clear()
         rows = await conn.fetch(_FETCH, self.config.batch_size)
         if rows:
+            # Before too: a send into a topic the broker lost is acked and dropped, and
+            # the rows of a batch that half landed would be re-sent behind newer ones.
+            await self._topics_exist(producer, {row["topic"] for row in rows})
             futures = [
                 await producer.send(
                     row["topic"],
