@@ -77,3 +77,13 @@ compose-up:
 ## Stop the Docker stack; data stays in its volumes (`docker compose down -v` drops it).
 compose-down:
 	$(COMPOSE) down --remove-orphans
+
+## Fault and abuse suite (docs/reliability.md): kills, rebalances, PostgreSQL and broker
+## outages, poison input, API abuse; prints a table of figures, exits 1 on any FAIL.
+## `chaos` runs the full sizes (about 15 minutes on 2 cores), `chaos-ci` the CI sizes.
+.PHONY: chaos chaos-ci
+chaos: $(STAMP)
+	$(BIN)/python -m chaos.run --size full
+
+chaos-ci: $(STAMP)
+	$(BIN)/python -m chaos.run --size ci
