@@ -117,7 +117,7 @@ def page_params(request: web.Request) -> tuple[Cursor | None, int]:
 
 def account_type_param(request: web.Request) -> AccountType | None:
     raw = request.query.get("account_type")
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return AccountType(raw)
