@@ -8,6 +8,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -21,7 +22,10 @@ from schemas.mappings import DocumentationMapping, PsaMapping
 from schemas.options import AdministratorOptions, EndUserOptions, options_model_for
 from schemas.policy import options_follow_account_type
 
-CustomerIdList = Annotated[list[uuid.UUID], Field(max_length=10_000)]
+# Duplicates are refused (422), so the schema says so too.
+CustomerIdList = Annotated[
+    list[uuid.UUID], Field(max_length=10_000, json_schema_extra={"uniqueItems": True})
+]
 
 
 class Body(BaseModel):
@@ -30,15 +34,19 @@ class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _create_schema(schema: dict[str, Any]) -> None:
+    """``options`` may be omitted (all off), as ``_default_options`` lets it be."""
+    options_follow_account_type(schema)
+    schema["required"] = [name for name in schema.get("required", []) if name != "options"]
+
+
 class PolicyCreate(Body):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", json_schema_extra=options_follow_account_type
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_create_schema)
 
     account_type: AccountType
     name: Name
     description: Description = ""
-    is_default: bool = False
+    is_default: StrictBool = False
     customer_ids: CustomerIdList = Field(default_factory=list)
     options: EndUserOptions | AdministratorOptions = Field(
         description="Options of the policy's account type; omitted ones are off."
@@ -58,7 +66,25 @@ class PolicyCreate(Body):
         account_type = info.data.get("account_type")
         if account_type is None:  # invalid, and reported as such
             return value
-        return options_model_for(account_type).model_validate(value)
+        # Strict: a JSON boolean only, never "yes", 0 or "off" read as one.
+        return options_model_for(account_type).model_validate(value, strict=True)
+
+
+_FLAG = {"type": ["boolean", "null"]}
+_MATCH_OR_CREATE = {
+    "type": ["object", "null"],
+    "properties": {"match": _FLAG, "create_if_missing": _FLAG},
+    "additionalProperties": False,
+}
+# The options a merge patch may name (those of the policy's account type, which the
+# body cannot say: the other type's are refused with 422).
+_OPTIONS_PATCH: dict[str, Any] = {
+    "properties": {
+        name: _MATCH_OR_CREATE if name in ("documentation", "psa") else _FLAG
+        for name in sorted({*EndUserOptions.model_fields, *AdministratorOptions.model_fields})
+    },
+    "additionalProperties": False,
+}
 
 
 class PolicyPatch(Body):
@@ -66,10 +92,12 @@ class PolicyPatch(Body):
 
     name: Name | None = None
     description: Description | None = None
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
     customer_ids: CustomerIdList | None = None
     options: dict[str, Any] | None = Field(
-        default=None, description="Merged into the current options (RFC 7396)."
+        default=None,
+        description="Merged into the current options (RFC 7396); null removes an option.",
+        json_schema_extra=lambda schema: schema.update(_OPTIONS_PATCH),
     )
 
     @model_validator(mode="before")

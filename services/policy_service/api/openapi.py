@@ -32,6 +32,9 @@ def build_openapi(version: str) -> dict[str, Any]:
     ]
     refs, defs = models_json_schema(keys, ref_template="#/components/schemas/{model}")
 
+    schemas = defs.get("$defs", {})
+    for name in _reachable([refs[(r.body, "validation")] for r in ROUTES if r.body], schemas):
+        _no_nul(schemas[name])  # request bodies only: a problem may quote what was sent
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
@@ -51,6 +54,45 @@ def build_openapi(version: str) -> dict[str, Any]:
             },
         },
     }
+
+
+_NO_NUL = "^[^\\u0000]*$"
+_NO_TEXT = ("uuid", "date-time")
+
+
+def _reachable(roots: list[Any], schemas: dict[str, Any]) -> set[str]:
+    """Names of the component schemas that ``roots`` refer to, directly or not."""
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            name = ref.rpartition("/")[2] if isinstance(ref, str) else ""
+            if name in schemas and name not in seen:
+                seen.add(name)
+                stack.append(schemas[name])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return seen
+
+
+def _no_nul(node: Any) -> None:
+    """Say what ``request.py`` enforces: no string holds U+0000 (PostgreSQL cannot store
+    it; the API answers 422). UUIDs, date-times and fixed values cannot hold it anyway."""
+    if isinstance(node, dict):
+        free_text = not {"enum", "const"} & node.keys() and node.get("format") not in _NO_TEXT
+        if node.get("type") == "string" and free_text:
+            if "pattern" not in node:
+                node["pattern"] = _NO_NUL
+            elif "\\u0000" not in node["pattern"]:
+                node.setdefault("allOf", []).append({"pattern": _NO_NUL})
+        for value in node.values():
+            _no_nul(value)
+    elif isinstance(node, list):
+        for value in node:
+            _no_nul(value)
 
 
 def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:

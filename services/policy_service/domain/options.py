@@ -24,6 +24,9 @@ def patch_options(
     current: EndUserOptions | AdministratorOptions,
     patch: dict[str, Any],
 ) -> EndUserOptions | AdministratorOptions:
-    """The options after ``patch``; raises pydantic's ValidationError if invalid."""
+    """The options after ``patch``; raises pydantic's ValidationError if invalid.
+
+    Strict, as the JSON it comes from: only JSON booleans are booleans.
+    """
     merged = merge_patch(current.model_dump(mode="json"), patch)
-    return options_model_for(account_type).model_validate(merged)
+    return options_model_for(account_type).model_validate(merged, strict=True)
