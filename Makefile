@@ -34,8 +34,8 @@ test-e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
 
 lint: $(STAMP)
-	$(BIN)/ruff check services schemas tests bench
-	$(BIN)/ruff format --check services schemas tests bench
+	$(BIN)/ruff check services schemas tests bench chaos
+	$(BIN)/ruff format --check services schemas tests bench chaos
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
 

@@ -69,6 +69,7 @@ async def run(lab: Lab, size: str, seed: int = 4) -> Result:
     dsn = await lab.database("s4")
     db = await pool(dsn)
     logs = lab.logs("s4")
+    started: list[PolicyProc] = []
     try:
         with lab.own_broker("s4") as broker:
             rig = WorkerRig(broker.bootstrap, dsn, logs)
@@ -83,6 +84,7 @@ async def run(lab: Lab, size: str, seed: int = 4) -> Result:
                 command="relay",
                 extra_env={"RELAY_BATCH_SIZE": "10000"},  # part B: one batch, killed whole
             )
+            started += [api_proc, relay]
             async with http_session() as http, rig:
                 api_proc.start()
                 relay.start()
@@ -102,9 +104,9 @@ async def run(lab: Lab, size: str, seed: int = 4) -> Result:
                 result.figures["worker projection behind"] = behind
                 result.check("the worker's projection is exact", behind == 0)
                 result.check("the worker ignored the stale copies", stale >= republished)
-                relay.stop()
-                api_proc.stop()
     finally:
+        for proc in started:
+            proc.stop()
         await db.close()
     return result
 

@@ -46,8 +46,8 @@ async def run(lab: Lab, size: str, seed: int = 5) -> Result:
     db = await pool(dsn)
     rig = WorkerRig(lab.bootstrap, dsn, lab.logs("s5"))  # only for its topic names
     late: list[asyncpg.Connection] = []
+    service = PolicyProc(dsn, lab.bootstrap, rig.topics, lab.logs("s5"))
     try:
-        service = PolicyProc(dsn, lab.bootstrap, rig.topics, lab.logs("s5"))
         service.start()
         async with http_session() as http:
             await service.wait_ready(http)
@@ -109,8 +109,8 @@ async def run(lab: Lab, size: str, seed: int = 5) -> Result:
                 "rows behind an open transaction waited for it",
                 trapped == 0 and held >= len(early_rows),
             )
-            service.stop()
     finally:
+        service.stop()
         for conn in late:
             await conn.close()
         await db.close()
