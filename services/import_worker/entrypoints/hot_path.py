@@ -5,6 +5,9 @@ batch's offsets. One batch is in flight at a time (back-pressure is the
 consumer itself). If PostgreSQL or the broker fails, the same batch is retried
 with back-off and nothing is committed meanwhile. A rebalance waits for the
 batch in flight to finish (or abandons it, uncommitted) before partitions go.
+A batch that fails for another reason than an outage is handed to the
+:class:`PoisonIsolator`, which dead-letters the records at fault and lets the
+rest through.
 
 The retry topic is a durable delay queue: a record not yet due makes the
 consumer seek back to it and pause that partition until it is, so waiting
@@ -25,6 +28,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from services.import_worker.domain.inbound import InRecord, Origin
 from services.import_worker.metrics import WorkerMetrics
 from services.import_worker.service_layer.engine import BatchEngine, BatchResult
+from services.import_worker.service_layer.isolation import Abandoned, IsTransient, PoisonIsolator
+from services.infra.failures import is_transient as infrastructure_failure
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,7 @@ class DiscoveryConsumer(mode.Service):
         max_records: int,
         backoff_max: float = 10.0,
         drain_timeout: float = 5.0,
+        is_transient: IsTransient = infrastructure_failure,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,6 +110,7 @@ class DiscoveryConsumer(mode.Service):
         self.max_records = max_records
         self.backoff_max = backoff_max
         self.drain_timeout = drain_timeout
+        self.is_transient = is_transient
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight = asyncio.Lock()
         self._abandon = False
@@ -173,23 +180,39 @@ class DiscoveryConsumer(mode.Service):
                 self.batches_done += 1
 
     async def _process_until_done(self, records: list[InRecord]) -> BatchResult | None:
-        """The engine's result; on failure back off and retry the same batch."""
+        """The engine's result; on failure back off and retry the same batch.
+
+        An outage is waited out; any other failure makes the next attempt go
+        through the isolator, which dead-letters the records at fault.
+        """
         delay = 0.1
+        isolate = False
         while True:
             try:
-                result = await self.engine.process(records)
+                if isolate:
+                    result = await self._isolator().process(records)
+                else:
+                    result = await self.engine.process(records)
                 self.healthy = True
                 return result
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
+            except Abandoned:
+                return None
             except Exception as exc:
                 self.healthy = False
+                isolate = not self.is_transient(exc)
                 self.metrics.failures.labels(type(exc).__name__).inc()
                 log.warning("batch failed; retrying in %.1fs", delay, exc_info=True)
                 await self.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
                 if self.should_stop or self._abandon:
                     return None
+
+    def _isolator(self) -> PoisonIsolator:
+        return PoisonIsolator(
+            self.engine, self.is_transient, given_up=lambda: self.should_stop or self._abandon
+        )
 
     def _admit(
         self,

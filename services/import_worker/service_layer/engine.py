@@ -59,6 +59,18 @@ class BatchResult:
     def _add(self, counter: dict[str, int], key: str, n: int = 1) -> None:
         counter[key] = counter.get(key, 0) + n
 
+    def merge(self, other: "BatchResult") -> None:
+        """Add ``other``'s counts to these (a batch processed in parts)."""
+        for mine, theirs in (
+            (self.decided, other.decided),
+            (self.commands, other.commands),
+            (self.dead_letters, other.dead_letters),
+        ):
+            for key, n in theirs.items():
+                self._add(mine, key, n)
+        self.rediscovered += other.rediscovered
+        self.retried += other.retried
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -179,6 +191,19 @@ class BatchEngine:
             await tx.commit()
         self.imported.add_all(candidates)  # all in the ledger now: just claimed, or before
         self.imported.add_all(imported)
+        return result
+
+    async def reject(self, record: InRecord, error: BaseException) -> BatchResult:
+        """Dead-letter one record that fails on its own (see ``service_layer/isolation``).
+
+        CONTRACT.md names no reason for a readable record the worker cannot
+        process; ``invalid_data`` is the closest of its five, and the detail
+        starts with ``processing failed:`` so operators can tell the two apart.
+        """
+        result = BatchResult()
+        detail = f"processing failed: {type(error).__name__}: {error}"
+        why = Rejected(Reason.INVALID_DATA, detail)
+        await self.publisher.publish([self._dead_letter(record, why, result)])
         return result
 
     # -- building messages -----------------------------------------------------

@@ -159,3 +159,37 @@ async def test_customer_that_never_appears_is_dead_lettered(harness: Harness) ->
     attempts = sorted(int(r.header("x-attempt")) for r in retries_of(harness, value))
     assert attempts == [1, 2, 3]  # RETRY_DELAYS_SECONDS has three delays
     assert harness.reader.caused_by(event.id) == []
+
+
+async def test_a_customer_the_worker_cannot_read_stalls_nothing_but_its_own_records(
+    harness: Harness, worker_db: asyncpg.Pool
+) -> None:
+    """A poison record (here: a projected row no code path expects, as a hand edit or a
+    newer writer could leave) is isolated and dead-lettered; its partition goes on."""
+    partner = new_partner()
+    eu = policy(partner, AccountType.END_USER, end_user_options())
+    broken = customer(partner, end_user=eu.id)
+    fine = customer(partner, end_user=eu.id)
+    await harness.project(worker_db, eu, broken, fine)
+    await worker_db.execute(
+        "UPDATE import_worker.customers SET psa_provider = 'syncro' WHERE id = $1", broken.id
+    )
+
+    poison = discovered(partner, account(broken.id))
+    landed = await harness.bus.send(
+        harness.topics.account_discovered,
+        str(broken.id).encode(),
+        poison.model_dump_json().encode(),
+    )
+    decision, commands = await harness.decide(discovered(partner, account(fine.id)))
+    assert decision.envelope["data"]["outcome"] == "imported"
+    assert len(commands) == 3
+
+    [dead] = await harness.reader.wait_for(
+        lambda _: dead_letter_of(harness, landed), "the poison record in the DLQ"
+    )
+    assert dead.header("x-error-reason") == "invalid_data"
+    assert dead.header("x-error-detail").startswith("processing failed: ValidationError")
+    assert dead.value == poison.model_dump_json().encode()
+    assert harness.reader.caused_by(str(poison.id)) == []
+    assert harness.worker.alive()

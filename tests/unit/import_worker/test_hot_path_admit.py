@@ -17,7 +17,6 @@ from services.import_worker.entrypoints.hot_path import DiscoveryConsumer, to_in
 from services.import_worker.metrics import WorkerMetrics
 from services.import_worker.service_layer.engine import BatchResult
 
-from .fakes import InjectedFailure
 from .support import DISCOVERED, RETRY_TOPIC, record
 
 pytestmark = pytest.mark.unit
@@ -62,6 +61,8 @@ class StubConsumer:
 
 
 class StubEngine:
+    """Fails its first ``failures`` calls with an outage (PostgreSQL went away)."""
+
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.calls = 0
@@ -69,7 +70,7 @@ class StubEngine:
     async def process(self, records: Sequence[Any]) -> BatchResult:
         self.calls += 1
         if self.calls <= self.failures:
-            raise InjectedFailure("engine")
+            raise ConnectionResetError("engine: the database went away")
         return BatchResult(retried=len(records))
 
 
@@ -228,7 +229,7 @@ async def _no_sleep(_: float) -> None:
     return None
 
 
-async def test_a_failing_batch_is_redone_until_the_engine_succeeds() -> None:
+async def test_a_batch_failing_in_an_outage_is_redone_whole_until_it_succeeds() -> None:
     engine = StubEngine(failures=3)
     svc = service(engine)
     svc.sleep = _no_sleep  # type: ignore[method-assign]
@@ -238,7 +239,7 @@ async def test_a_failing_batch_is_redone_until_the_engine_succeeds() -> None:
     assert engine.calls == 4
     assert svc.healthy
     failures = svc.metrics.registry.get_sample_value(
-        "import_batch_failures_total", {"error": "InjectedFailure"}
+        "import_batch_failures_total", {"error": "ConnectionResetError"}
     )
     assert failures == 3
 
