@@ -4,7 +4,8 @@ again, then SIGKILLed and started again (crash recovery).
 
 Proves: both services recover by themselves (no restart, no manual step); every write
 the API acknowledged is stored and its event published; every discovery is decided;
-the worker's projection catches up with every change.
+the worker's projection catches up with every change; while PostgreSQL is away the API
+answers 503 with ``Retry-After`` (problem JSON), never a 500.
 """
 
 import asyncio
@@ -46,6 +47,7 @@ class Writes:
     kinds: dict[str, str] = field(default_factory=dict)  # aggregate id -> customer | policy
     refused: Counter[str] = field(default_factory=Counter)
     refused_at: list[float] = field(default_factory=list)
+    unavailable_without_hint: int = 0  # 503s with no Retry-After, or not problem JSON
     ok: int = 0
 
 
@@ -76,6 +78,11 @@ async def _writer(tenant: Tenant, writes: Writes, stop: asyncio.Event, rng: rand
             else:
                 writes.refused[str(reply.status)] += 1
                 writes.refused_at.append(time.monotonic())
+                hinted = "Retry-After" in reply.headers and reply.content_type.endswith(
+                    "problem+json"
+                )
+                if reply.status == 503 and not hinted:
+                    writes.unavailable_without_hint += 1
         except (aiohttp.ClientError, TimeoutError) as exc:
             writes.refused[type(exc).__name__] += 1
             writes.refused_at.append(time.monotonic())
@@ -227,6 +234,11 @@ async def _judge(
     result.check("both services recovered without a restart", restarts == 0 and alive)
     result.check("ready again within 60 s of each restart", all(x < 60 for x in recovered))
     result.check("no write refused outside the outages", not unexpected)
+    result.check(
+        "refusals are 503 with Retry-After (never 500)",
+        set(writes.refused) <= {"503", "ClientOSError", "ServerDisconnectedError"}
+        and writes.unavailable_without_hint == 0,
+    )
     result.check("every acked write stored", lost_writes == 0)
     result.check("every stored change published", out.missing == 0)
     result.check("per-key order of published versions", out.misordered == 0)

@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Histogram
 
+from services.infra.failures import database_unavailable
 from services.policy_service.api.auth import Unauthenticated, authenticate
 from services.policy_service.api.problems import RequestProblem, problem_response
 from services.policy_service.domain.auth import Principal
@@ -17,6 +18,9 @@ log = logging.getLogger("policy_service.http")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
+# What a 503 asks clients to wait: the pool reconnects on the next request, and
+# a restarted PostgreSQL accepts connections again within seconds.
+RETRY_AFTER_SECONDS = 2
 
 
 def _route_name(request: web.Request) -> str:
@@ -62,7 +66,11 @@ def observability(registry: CollectorRegistry) -> Middleware:
 
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as RFC 9457 problem JSON; bad input is never a 500."""
+    """Every error leaves as RFC 9457 problem JSON; bad input is never a 500.
+
+    An unreachable database is a 503 with ``Retry-After``: the request was
+    fine, and the same request will succeed once PostgreSQL is back.
+    """
     instance = request.path
     try:
         return await handler(request)
@@ -102,7 +110,19 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         return problem_response(
             exc.status, exc.reason, exc.text or exc.reason, instance=instance, headers=headers
         )
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            log.warning(
+                "database unavailable: %s", exc, extra={"request_id": request.get(REQUEST_ID)}
+            )
+            return problem_response(
+                503,
+                "Service Unavailable",
+                "the database cannot be reached just now; retry shortly",
+                slug="database-unavailable",
+                instance=instance,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return problem_response(
             500,

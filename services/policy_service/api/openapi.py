@@ -134,9 +134,19 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     op["responses"][str(route.status)] = ok
     problem = {"application/problem+json": {"schema": refs[(Problem, "serialization")]}}
-    for status in sorted({*route.errors, *((401, 403) if route.authenticated else ())}):
+    # Authenticated routes read the database: 503 (with Retry-After) while it is away.
+    for status in sorted({*route.errors, *((401, 403, 503) if route.authenticated else ())}):
         content = problem
-        if status == 503 and route.response is not None:
+        response: dict[str, Any] = {"description": _REASONS[status]}
+        if status == 503 and route.response is not None and not route.authenticated:
             content = {"application/json": {"schema": refs[(route.response, "serialization")]}}
-        op["responses"][str(status)] = {"description": _REASONS[status], "content": content}
+        elif status == 503:
+            response["description"] = "Database unavailable; retry after Retry-After seconds"
+            response["headers"] = {
+                "Retry-After": {
+                    "schema": {"type": "string"},
+                    "description": "Seconds to wait before retrying.",
+                }
+            }
+        op["responses"][str(status)] = {**response, "content": content}
     return op

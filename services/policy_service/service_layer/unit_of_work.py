@@ -7,6 +7,7 @@ transaction (the transactional outbox). Nothing reaches Kafka from here: the
 relay publishes what committed.
 """
 
+import logging
 import uuid
 from types import TracebackType
 from typing import Self
@@ -21,6 +22,8 @@ from schemas.topics import TopicNames
 from services.policy_service.adapters.repository import Repository
 from services.policy_service.domain import events
 from services.policy_service.domain.auth import Principal
+
+log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
@@ -48,9 +51,16 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._conn = await self._pool.acquire()
-        self._tx = self._conn.transaction()
-        await self._tx.start()
-        await self.repo.lock_partner(self.principal.partner_id)
+        try:
+            tx = self._conn.transaction()
+            await tx.start()
+            self._tx = tx
+            await self.repo.lock_partner(self.principal.partner_id)
+        except BaseException:
+            # ``async with`` calls no __aexit__ when __aenter__ fails: give the
+            # connection back here, or every such failure leaks one from the pool.
+            await self._end()
+            raise
         return self
 
     async def __aexit__(
@@ -59,13 +69,30 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._end()
+
+    async def _end(self) -> None:
+        """Roll back unless committed, and return the connection to the pool.
+
+        A connection that cannot even roll back (PostgreSQL went away mid
+        transaction) is terminated, so the pool replaces it rather than handing
+        out a broken one; the error that brought us here is the one raised.
+        """
+        conn, self._conn = self._conn, None
+        tx, self._tx = self._tx, None
+        if conn is None:
+            return
         try:
-            if self._tx is not None and not self._committed:
-                await self._tx.rollback()
-        finally:
-            if self._conn is not None:
-                await self._pool.release(self._conn)
-            self._conn = None
+            if tx is not None and not self._committed:
+                await tx.rollback()
+        except Exception:
+            conn.terminate()
+        try:
+            await self._pool.release(conn)
+        except Exception:
+            # The pool terminated it (a failed reset) and will open another; what
+            # was committed stays committed, so the caller must not see this.
+            log.warning("dropped a broken connection from the pool", exc_info=True)
 
     # -- what changed -------------------------------------------------------
 
