@@ -129,8 +129,11 @@ class LocalPostgres:
 
     ``throwaway=True`` is for test clusters: ``initdb --no-sync`` and
     ``fsync``, ``synchronous_commit`` and ``full_page_writes`` off. Data then
-    survives a process crash or restart (it is in the OS page cache) but not
-    an OS crash. Without it the cluster is as durable as a default install.
+    survives a clean stop or restart, but not an OS crash, and a SIGKILLed
+    server loses the commits of its last few hundred milliseconds (their WAL
+    was still in its shared memory: ``synchronous_commit=off`` acknowledges
+    before writing it). Tests that kill PostgreSQL use ``throwaway=False``,
+    which is as durable as a default install.
 
     If a server already runs on ``data_dir`` (a previous ``up`` was killed),
     ``start`` adopts it and its port instead of failing; ``stop`` stops it.

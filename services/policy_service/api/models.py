@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from schemas.base import Description, Name
 from schemas.customer import PolicyAssignment
@@ -100,12 +101,14 @@ class PolicyPatch(Body):
         json_schema_extra=lambda schema: schema.update(_OPTIONS_PATCH),
     )
 
-    @model_validator(mode="before")
+    # Not part of a patch: declared (and hidden from the schema) only so that sending
+    # it is reported against the field itself, with a message saying what to do.
+    account_type: SkipJsonSchema[None] = Field(default=None, exclude=True)
+
+    @field_validator("account_type", mode="before")
     @classmethod
-    def _no_account_type(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "account_type" in values:
-            raise ValueError("account_type cannot be changed; create a new policy instead")
-        return values
+    def _no_account_type(cls, value: Any) -> None:
+        raise ValueError("account_type cannot be changed; create a new policy instead")
 
 
 class CustomerIds(Body):

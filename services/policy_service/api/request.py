@@ -111,8 +111,8 @@ def page_params(request: web.Request) -> tuple[Cursor | None, int]:
         if not _is_number(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise _bad_query("limit", f"an integer from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
-    raw_cursor = request.query.get("cursor")
-    return (decode_cursor(raw_cursor) if raw_cursor else None), limit
+    raw_cursor = request.query.get("cursor")  # present but empty is no cursor of ours: 400
+    return (decode_cursor(raw_cursor) if raw_cursor is not None else None), limit
 
 
 def account_type_param(request: web.Request) -> AccountType | None:

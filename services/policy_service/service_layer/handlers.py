@@ -380,7 +380,8 @@ def _current(kind: str, item_id: uuid.UUID, state: StateT | None, if_match: int 
     if state is None:
         raise NotFound(f"no {kind} {item_id}")
     if if_match is not None and if_match != state.version:
-        raise PreconditionFailed(f"{kind} {item_id} is at version {state.version}, not {if_match}")
+        asked = f"not {if_match}" if if_match >= 0 else "and If-Match named no version"
+        raise PreconditionFailed(f"{kind} {item_id} is at version {state.version}, {asked}")
     return state
 
 

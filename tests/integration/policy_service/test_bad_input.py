@@ -244,6 +244,7 @@ BAD_QUERIES = [
     "cursor=" + _cursor([None, None]),
     "cursor=" + _cursor("ab"),
     "cursor=%FF%FE",
+    "cursor=",  # present but empty: no cursor this service gave out
 ]
 
 
@@ -269,7 +270,8 @@ async def test_an_if_match_that_is_no_version_is_412(
         reply = await tenant.call(
             "PATCH", path, json_body={"name": "new"}, headers={"If-Match": tag}
         )
-        assert_problem(reply, 412)
+        problem = assert_problem(reply, 412)
+        assert "If-Match named no version" in problem["detail"], problem
 
 
 async def test_unknown_paths_and_methods_are_problems(tenant: Tenant, api: Api) -> None:
