@@ -5,6 +5,12 @@ Proves: the worker never crashes or stalls on bad input; every bad message is
 dead-lettered, byte for byte, with the reason the contract names (after the retries,
 for an unknown customer); every valid message is decided; garbage on
 ``policy.events``/``customer.events`` changes nothing.
+
+One more kind of poison is not in the messages but in the worker's own table: one
+customer's projected row is edited by hand into something the worker cannot read (a
+PSA provider it does not know). Every discovery of that customer then fails whatever
+batch holds it; the worker must isolate those records, dead-letter them
+(``invalid_data``, detail ``processing failed: ...``) and decide all the others.
 """
 
 import asyncio
@@ -18,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
+import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from chaos.lab import Lab, WorkerRig, http_session, pool, producer, projection_events, wait_until
@@ -38,6 +45,8 @@ class Size:
 
 SIZES = {"full": Size(10_000, 5_000, 500), "ci": Size(1_500, 750, 100)}
 TITLE = "7 poison input"
+UNREADABLE = "unreadable customer"  # a valid discovery of the customer broken by hand
+UNREADABLE_ERROR = "ValidationError"  # what reading that customer's row raises
 
 
 def _assigned_customer(world: World, partner: str) -> uuid.UUID:
@@ -61,6 +70,19 @@ def _extra_bad(world: World, rng: random.Random, n: int) -> list[Poison]:
             body = envelope(other, victim, 10**8 + i)
             out.append(Poison("partner_mismatch", _json(body), frozenset({"partner_mismatch"})))
     return out
+
+
+async def _break_customer(db: asyncpg.Pool, world: World) -> uuid.UUID:
+    """Make one customer's projected row unreadable to the worker; return its id."""
+    broken = _assigned_customer(world, world.partners[1])
+    await db.execute(
+        "UPDATE import_worker.customers SET psa_provider = 'syncro' WHERE id = $1", broken
+    )
+    return broken
+
+
+def _of_customer(value: bytes | None, customer_id: uuid.UUID) -> bool:
+    return bool(json.loads(value or b"{}")["data"]["customer_id"] == str(customer_id))
 
 
 def _json(body: object) -> bytes:
@@ -95,8 +117,14 @@ async def run(lab: Lab, size: str, seed: int = 7) -> Result:
         target = _assigned_customer(world, partner)
         fuzzed = draw(lambda: strategy(partner, target), s.fuzzed - s.fuzzed // 20, seed)
         fuzzed += _extra_bad(world, rng, s.fuzzed // 20)
+        broken = await _break_customer(db, world)
         valid = [
-            (Poison("simulated", x.discovery.value, frozenset()), x.discovery.key)
+            (
+                Poison(UNREADABLE, x.discovery.value, frozenset({"invalid_data"}))
+                if _of_customer(x.discovery.value, broken)
+                else Poison("simulated", x.discovery.value, frozenset()),
+                x.discovery.key,
+            )
             for x in Load(world, rediscovery=0.0, seed=seed).take(s.valid)
         ]
         keys = [b"", None, str(target).encode(), rng.randbytes(8)]
@@ -131,12 +159,14 @@ async def run(lab: Lab, size: str, seed: int = 7) -> Result:
                 )
             unreadable = await ignored()
             failures = await _failures(http, worker.base_url)
+            isolated = failures.pop(UNREADABLE_ERROR, 0.0)
             alive = worker.alive()
         after = await db.fetch(
             "SELECT id, version FROM import_worker.customers UNION ALL"
             " SELECT id, version FROM import_worker.policies ORDER BY 1"
         )
         bad = [m for m in messages if m[0].reasons]
+        unreadable_sent = sum(1 for p, _ in messages if p.kind == UNREADABLE)
         kinds = sorted({p.kind.split(".")[0] for p, _ in bad})
         result.figures.update(
             {
@@ -150,7 +180,11 @@ async def run(lab: Lab, size: str, seed: int = 7) -> Result:
                 "valid dead-lettered": outcome["valid dlq"],
                 "projection garbage ignored": f"{int(unreadable)}/{len(garbage)}",
                 "worker crashes": int(not alive) + worker.log_tail(10_000).count("Crashed reason="),
-                "batch failures (retried)": int(failures),
+                "unreadable customer's records dead-lettered": (
+                    f"{outcome['processing failed']}/{unreadable_sent}"
+                ),
+                "batches that needed isolating": int(isolated),
+                "other batch failures": int(sum(failures.values())),
                 "drained in": f"{time.monotonic() - started:.0f}s",
             }
         )
@@ -162,7 +196,11 @@ async def run(lab: Lab, size: str, seed: int = 7) -> Result:
         result.check("no valid message dead-lettered", outcome["valid dlq"] == 0)
         result.check("projection garbage ignored", unreadable == len(garbage))
         result.check("projection unchanged by garbage", before == after)
-        result.check("no batch failed on bad input", failures == 0)
+        result.check(
+            "unreadable customer's records isolated and dead-lettered",
+            unreadable_sent > 0 and outcome["processing failed"] == unreadable_sent,
+        )
+        result.check("no batch failed on bad input", not any(failures.values()))
     finally:
         await db.close()
     return result
@@ -172,14 +210,16 @@ async def _at_least(count: Callable[[], Awaitable[float]], n: int) -> bool:
     return await count() >= n
 
 
-async def _failures(http: aiohttp.ClientSession, base_url: str) -> float:
+async def _failures(http: aiohttp.ClientSession, base_url: str) -> dict[str, float]:
+    """Failed batch attempts by error type (``import_batch_failures_total``)."""
     async with http.get(base_url + "/metrics") as resp:
         text = await resp.text()
-    return sum(
-        float(line.rpartition(" ")[2])
-        for line in text.splitlines()
-        if line.startswith("import_batch_failures_total{")
-    )
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("import_batch_failures_total{"):
+            label = line.split('error="', 1)[1].split('"', 1)[0]
+            found[label] = found.get(label, 0.0) + float(line.rpartition(" ")[2])
+    return found
 
 
 async def _observe(
@@ -212,7 +252,7 @@ async def _observe(
         if not alive():
             break
     reasons: dict[str, int] = {}
-    wrong = altered = valid_dlq = 0
+    wrong = altered = valid_dlq = processing_failed = 0
     missing = sorted({p.kind for w, (p, _) in at.items() if p.reasons and w not in dead})
     undecided = sorted({messages[i][0].kind for i, e in ids.items() if e not in caused})
     if missing or undecided:
@@ -225,6 +265,8 @@ async def _observe(
                 valid_dlq += 1
             elif reason not in p.reasons:
                 wrong += 1
+            elif p.kind == UNREADABLE:
+                processing_failed += r.header("x-error-detail").startswith("processing failed:")
             if r.value != p.value:
                 altered += 1
                 logging.getLogger("chaos").warning("DLQ copy of a %s message differs", p.kind)
@@ -235,6 +277,7 @@ async def _observe(
         "altered": altered,
         "decided": valid_done,
         "valid dlq": valid_dlq,
+        "processing failed": processing_failed,
     }
 
 

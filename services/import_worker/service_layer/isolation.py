@@ -42,7 +42,7 @@ class PoisonIsolator:
         is_transient: IsTransient,
         *,
         attempts: int = 3,
-        pause: float = 0.2,
+        pause: float = 0.05,
         given_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.engine = engine
