@@ -125,14 +125,19 @@ async def seed(dsn: str, customers: int) -> list[uuid.UUID]:
     return ids
 
 
-async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(
+def bench_producer(bootstrap: str) -> AIOKafkaProducer:
+    """A producer set up as the worker's (acks=all, 1 MiB batches, no idempotence)."""
+    return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         linger_ms=5,
         enable_idempotence=False,
         max_batch_size=1_048_576,
     )
+
+
+async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+    producer = bench_producer(bootstrap)
     await producer.start()
     try:
         publisher = KafkaPublisher(producer)
@@ -154,13 +159,7 @@ async def raw_passthrough(bootstrap: str, topic_in: str, topic_out: str, total: 
         heartbeat_interval_ms=500,
         max_partition_fetch_bytes=4 * 1_048_576,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        enable_idempotence=False,
-        max_batch_size=1_048_576,
-    )
+    producer = bench_producer(bootstrap)
     await consumer.start()
     await producer.start()
     publisher = KafkaPublisher(producer)

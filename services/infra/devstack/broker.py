@@ -21,11 +21,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from services.infra.devstack.net import LOOPBACK, accepts_connections, free_port
-from services.infra.devstack.procs import log_tail, read_from, run_coroutine_sync, signal_group
+from services.infra.devstack.procs import (
+    ManagedServer,
+    log_tail,
+    read_from,
+    run_coroutine_sync,
+    signal_group,
+)
 from services.infra.kafka_admin import broker_reachable
 
 log = logging.getLogger(__name__)
@@ -55,7 +60,7 @@ def tansu_binary() -> Path:
     return path
 
 
-class LocalBroker:
+class LocalBroker(ManagedServer):
     """One Tansu process on ``127.0.0.1:port`` with in-memory storage.
 
     ``start()`` returns once the port accepts connections and a Metadata
@@ -233,17 +238,6 @@ class LocalBroker:
         if proc is not None and proc.poll() is None:
             signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"LocalBroker(bootstrap={self.bootstrap!r}, running={self.running})"

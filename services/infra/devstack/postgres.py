@@ -26,12 +26,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from services.infra.devstack.databases import create_database
 from services.infra.devstack.net import LOOPBACK, accepts_connections, free_port
 from services.infra.devstack.procs import (
+    ManagedServer,
     live_group_members,
     log_tail,
     pid_alive,
@@ -124,7 +124,7 @@ class PostmasterInfo:
             return None
 
 
-class LocalPostgres:
+class LocalPostgres(ManagedServer):
     """One PostgreSQL cluster in ``data_dir``, listening on ``127.0.0.1:port``.
 
     ``throwaway=True`` is for test clusters: ``initdb --no-sync`` and
@@ -437,17 +437,6 @@ class LocalPostgres:
                 output.seek(0)
                 text = output.read().decode(errors="replace")
                 raise PostgresError(f"{program} exited with code {completed.returncode}:\n{text}")
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return (

@@ -4,8 +4,9 @@ Handlers take parsed request models and the principal, enforce CONTRACT.md
 section 1, and return aggregate state. They know nothing of HTTP.
 """
 
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import asyncpg
@@ -195,10 +196,8 @@ class PolicyService:
         patch: PolicyPatch,
         if_match: int | None,
     ) -> PolicyState:
-        await self._found_before_role(principal, "policy", policy_id)
-        async with self._uow(principal) as uow:
+        async with self._changing_policy(principal, policy_id, if_match) as (uow, current):
             repo, partner = uow.repo, principal.partner_id
-            current = _current("policy", policy_id, await repo.policy(partner, policy_id), if_match)
             options = current.options
             if patch.options is not None:
                 try:
@@ -231,34 +230,21 @@ class PolicyService:
             if patch.customer_ids is not None:
                 await self._require_customers(repo, partner, patch.customer_ids)
                 await self._replace_customers(uow, current, list(patch.customer_ids))
-            await uow.commit()
         return await self.get_policy(principal, policy_id)
 
     async def set_policy_customers(
         self, principal: Principal, policy_id: uuid.UUID, customer_ids: list[uuid.UUID]
     ) -> PolicyState:
-        await self._found_before_role(principal, "policy", policy_id)
-        async with self._uow(principal) as uow:
-            repo, partner = uow.repo, principal.partner_id
-            current = await repo.policy(partner, policy_id)
-            if current is None:
-                raise NotFound(f"no policy {policy_id}")
-            await self._require_customers(repo, partner, customer_ids)
+        async with self._changing_policy(principal, policy_id) as (uow, current):
+            await self._require_customers(uow.repo, principal.partner_id, customer_ids)
             await self._replace_customers(uow, current, customer_ids)
-            await uow.commit()
         return await self.get_policy(principal, policy_id)
 
     async def delete_policy(self, principal: Principal, policy_id: uuid.UUID) -> None:
-        await self._found_before_role(principal, "policy", policy_id)
-        async with self._uow(principal) as uow:
-            repo, partner = uow.repo, principal.partner_id
-            current = await repo.policy(partner, policy_id)
-            if current is None:
-                raise NotFound(f"no policy {policy_id}")
+        async with self._changing_policy(principal, policy_id) as (uow, current):
             uow.customers_changed(current.customer_ids)
-            await repo.delete_policy(policy_id)
+            await uow.repo.delete_policy(policy_id)
             uow.policy_deleted(current.account_type, policy_id, current.version)
-            await uow.commit()
 
     # -- customer writes -------------------------------------------------------
 
@@ -295,15 +281,7 @@ class PolicyService:
         patch: CustomerPatch,
         if_match: int | None,
     ) -> CustomerState:
-        await self._found_before_role(principal, "customer", customer_id)
-        async with self._uow(principal) as uow:
-            repo = uow.repo
-            current = _current(
-                "customer",
-                customer_id,
-                await repo.customer(principal.partner_id, customer_id),
-                if_match,
-            )
+        async with self._changing_customer(principal, customer_id, if_match) as (uow, current):
             given = patch.model_fields_set
             name = patch.name if patch.name is not None else current.name
             psa = patch.psa if "psa" in given else current.psa
@@ -311,25 +289,44 @@ class PolicyService:
                 patch.documentation if "documentation" in given else current.documentation
             )
             if (name, psa, documentation) != (current.name, current.psa, current.documentation):
-                await repo.update_customer(
+                await uow.repo.update_customer(
                     customer_id, name=name, psa=psa, documentation=documentation
                 )
                 uow.customers_changed([customer_id])
-            await uow.commit()
         return await self.get_customer(principal, customer_id)
 
     async def remove_customer(self, principal: Principal, customer_id: uuid.UUID) -> None:
-        await self._found_before_role(principal, "customer", customer_id)
-        async with self._uow(principal) as uow:
-            repo = uow.repo
-            current = await repo.customer(principal.partner_id, customer_id)
-            if current is None:
-                raise NotFound(f"no customer {customer_id}")
-            uow.policies_changed(await repo.delete_customer(customer_id))
+        async with self._changing_customer(principal, customer_id) as (uow, current):
+            uow.policies_changed(await uow.repo.delete_customer(customer_id))
             uow.customer_removed(customer_id, current.version)
-            await uow.commit()
 
     # -- helpers ---------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _changing_policy(
+        self, principal: Principal, policy_id: uuid.UUID, if_match: int | None = None
+    ) -> AsyncIterator[tuple[UnitOfWork, PolicyState]]:
+        """A unit of work on an existing policy, committed if the block succeeds.
+
+        404 (before any 403) if the partner has no such policy, 412 if ``If-Match``
+        names another version.
+        """
+        await self._found_before_role(principal, "policy", policy_id)
+        async with self._uow(principal) as uow:
+            state = await uow.repo.policy(principal.partner_id, policy_id)
+            yield uow, _current("policy", policy_id, state, if_match)
+            await uow.commit()
+
+    @contextlib.asynccontextmanager
+    async def _changing_customer(
+        self, principal: Principal, customer_id: uuid.UUID, if_match: int | None = None
+    ) -> AsyncIterator[tuple[UnitOfWork, CustomerState]]:
+        """As :meth:`_changing_policy`, for a customer."""
+        await self._found_before_role(principal, "customer", customer_id)
+        async with self._uow(principal) as uow:
+            state = await uow.repo.customer(principal.partner_id, customer_id)
+            yield uow, _current("customer", customer_id, state, if_match)
+            await uow.commit()
 
     @staticmethod
     async def _require_customers(
