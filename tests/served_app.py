@@ -1,10 +1,15 @@
 """Test helpers shared by the test tiers."""
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
+
+from schemas.topics import TopicNames
+from services.policy_service.bootstrap import build_app
+from services.policy_service.settings import PolicyServiceSettings
 
 
 class ServedApp:
@@ -61,3 +66,13 @@ class ServedApp:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+
+
+@contextlib.contextmanager
+def served_policy_service(settings: PolicyServiceSettings) -> Iterator[str]:
+    """The policy service built from ``settings``, served on 127.0.0.1; yields its URL."""
+    served = ServedApp(lambda: build_app(settings, TopicNames())).start()
+    try:
+        yield served.base_url
+    finally:
+        served.stop()

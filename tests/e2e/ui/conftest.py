@@ -20,12 +20,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from schemas.topics import TopicNames
 from services.infra.devstack.procs import run_coroutine_sync
 from services.infra.migrations import migrate
-from services.policy_service.bootstrap import build_app
 from services.policy_service.settings import PolicyServiceSettings
-from tests.served_app import ServedApp
+from tests.served_app import served_policy_service
 
 from .support import CHROMIUM, CHROMIUM_ARGS, SECRET, VIEWPORT, Partner
 
@@ -55,12 +53,8 @@ def ui_database(database_url: str) -> str:
 @pytest.fixture(scope="session")
 def ui_base_url(ui_database: str, kafka_bootstrap: str) -> Iterator[str]:
     """The policy service in dev mode, API and UI on one origin."""
-    settings = ui_settings(ui_database, kafka_bootstrap, dev_mode=True)
-    served = ServedApp(lambda: build_app(settings, TopicNames())).start()
-    try:
-        yield served.base_url
-    finally:
-        served.stop()
+    with served_policy_service(ui_settings(ui_database, kafka_bootstrap, dev_mode=True)) as url:
+        yield url
 
 
 @pytest.fixture(scope="package")

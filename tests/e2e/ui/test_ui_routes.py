@@ -9,10 +9,8 @@ from email.message import Message
 
 import pytest
 
-from schemas.topics import TopicNames
-from services.policy_service.bootstrap import build_app
 from services.policy_service.ui import STATIC_DIR
-from tests.served_app import ServedApp
+from tests.served_app import served_policy_service
 
 from .conftest import ui_settings
 
@@ -43,12 +41,8 @@ def get(url: str) -> Reply:
 @pytest.fixture(scope="module")
 def production_url(ui_database: str, kafka_bootstrap: str) -> Iterator[str]:
     """The service with DEV_MODE off."""
-    settings = ui_settings(ui_database, kafka_bootstrap, dev_mode=False)
-    served = ServedApp(lambda: build_app(settings, TopicNames())).start()
-    try:
-        yield served.base_url
-    finally:
-        served.stop()
+    with served_policy_service(ui_settings(ui_database, kafka_bootstrap, dev_mode=False)) as url:
+        yield url
 
 
 def test_dev_sign_in_does_not_exist_without_dev_mode(production_url: str) -> None:

@@ -12,11 +12,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from schemas.topics import TopicNames
 from services.infra.migrations import migrate
-from services.policy_service.bootstrap import build_app
 from services.policy_service.settings import PolicyServiceSettings
-from tests.served_app import ServedApp
+from tests.served_app import served_policy_service
 
 from .support import MIGRATIONS, SCHEMA, Api, Tenant, settings_for
 
@@ -36,11 +34,8 @@ def policy_settings(policy_database: str, kafka_bootstrap: str) -> PolicyService
 @pytest.fixture(scope="session")
 def base_url(policy_settings: PolicyServiceSettings) -> Iterator[str]:
     """The session's policy service (with its outbox relay), served on 127.0.0.1."""
-    served = ServedApp(lambda: build_app(policy_settings, TopicNames())).start()
-    try:
-        yield served.base_url
-    finally:
-        served.stop()
+    with served_policy_service(policy_settings) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
