@@ -18,6 +18,7 @@ whose commands were not acknowledged.
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -168,11 +169,11 @@ class BatchEngine:
                 await tx.claim([row for *_, row in candidates.values()]) if candidates else set()
             )
             decided: list[tuple[int, list[OutMessage]]] = []
-            for key, (at, event, customer, _) in candidates.items():
+            for key, (at, event, customer, row) in candidates.items():
                 if key in fresh:
                     policy = customer.policies[event.data.account_type]
                     decision = decide(event.data, customer.view, policy)
-                    decided.append((at, self._emit(event, decision, result)))
+                    decided.append((at, self._emit(event, decision, row.decision_id, result)))
             result.rediscovered = repeats + len(candidates) - len(fresh)
             # No policy now: decided afresh each time, unless imported before (then
             # the first decision stands and this is only a rediscovery).
@@ -182,7 +183,8 @@ class BatchEngine:
                     result.rediscovered += 1
                 else:
                     decision = decide(event.data, customer.view, None)
-                    decided.append((at, self._emit(event, decision, result)))
+                    recorded = decision_id(key, event.id)
+                    decided.append((at, self._emit(event, decision, recorded, result)))
             decided.sort(key=lambda d: d[0])
             for _, messages in decided:
                 out.extend(messages)
@@ -209,8 +211,13 @@ class BatchEngine:
     # -- building messages -----------------------------------------------------
 
     def _emit(
-        self, event: DiscoveredEvent, decision: Decision, result: BatchResult
+        self,
+        event: DiscoveredEvent,
+        decision: Decision,
+        recorded: uuid.UUID,
+        result: BatchResult,
     ) -> list[OutMessage]:
+        """The decision's commands and its ``import.decision.recorded`` (id ``recorded``)."""
         key = decision.account.key
         key_bytes = key.encode()
         head = self._head(event, key)
@@ -233,7 +240,7 @@ class BatchEngine:
                 key_bytes,
                 _envelope(
                     head,
-                    str(decision_id(key, event.id)),
+                    str(recorded),
                     DECISION_RECORDED,
                     record.model_dump_json().encode(),
                 ),
