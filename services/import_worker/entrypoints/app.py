@@ -27,6 +27,7 @@ from services.import_worker.entrypoints.hot_path import DiscoveryConsumer
 from services.import_worker.metrics import WorkerMetrics
 from services.import_worker.service_layer.engine import BatchEngine, EngineConfig
 from services.import_worker.settings import WorkerSettings
+from services.infra.failures import is_transient
 from services.infra.kafka_admin import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,14 @@ class WorkerRuntime(mode.Service):
                     applied = await projection.apply_customer(state)  # type: ignore[arg-type]
                 self.metrics.projected.labels(entity, "applied" if applied else "stale").inc()
                 return
-            except Exception:
+            except Exception as exc:
+                if not is_transient(exc):
+                    # Not an outage: this event can never be written. Waiting on it would
+                    # hold back every later policy or customer change; later full-state
+                    # events of the same aggregate replace it.
+                    log.error("%s event refused by the database; skipped", entity, exc_info=True)
+                    self.metrics.projected.labels(entity, "refused").inc()
+                    return
                 log.warning("projection write failed; retrying", exc_info=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.failure_backoff_max_seconds)

@@ -158,7 +158,12 @@ class DiscoveryConsumer(mode.Service):
                 await self.sleep(0.1)
                 continue
             self._resume_due(consumer)
-            batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            except KafkaError:  # coordinator or fetch errors: nothing consumed, ask again
+                log.warning("fetching a batch failed; retrying", exc_info=True)
+                await self.sleep(1.0)
+                continue
             if not batch:
                 continue
             records, offsets = self._admit(consumer, batch)
@@ -174,8 +179,12 @@ class DiscoveryConsumer(mode.Service):
                 # Abandoned at a rebalance: its partitions may be another member's now
                 # (committing them raises IllegalStateError); the new owners redo it.
                 if not self._abandon:
-                    with contextlib.suppress(CommitFailedError, IllegalStateError):
-                        await consumer.commit(offsets)  # a rebalance won: redone elsewhere
+                    try:
+                        await consumer.commit(offsets)
+                    except (CommitFailedError, IllegalStateError):
+                        pass  # a rebalance won: the batch is redone elsewhere
+                    except KafkaError:  # uncommitted: redone (same ids) after a restart
+                        log.warning("committing a batch's offsets failed", exc_info=True)
                 self.metrics.record(result, len(records), time.perf_counter() - started)
                 self.batches_done += 1
 
@@ -195,8 +204,6 @@ class DiscoveryConsumer(mode.Service):
                     result = await self.engine.process(records)
                 self.healthy = True
                 return result
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
             except Abandoned:
                 return None
             except Exception as exc:

@@ -15,6 +15,7 @@ commands are re-sent with the same ids. The ledger never holds an account
 whose commands were not acknowledged.
 """
 
+import dataclasses
 import itertools
 import json
 import time
@@ -120,7 +121,7 @@ class BatchEngine:
         for at, (record, event) in enumerate(parsed):
             customer = customers.get(event.data.customer_id)
             if customer is None:
-                out.append(self._retry_or_give_up(record, result))
+                out.append(self._retry_or_give_up(record, result, "customer still unknown"))
                 continue
             if customer.view.partner_id != event.partnerid:
                 detail = (
@@ -132,7 +133,8 @@ class BatchEngine:
                 )
                 continue
             if event.data.account_type in customer.pending:
-                out.append(self._retry_or_give_up(record, result))
+                why = f"the {event.data.account_type.value} policy of the customer still unknown"
+                out.append(self._retry_or_give_up(record, result, why))
                 continue
             policy = customer.policies.get(event.data.account_type)
             key = account_key(customer.view.partner_id, event.data)
@@ -195,7 +197,9 @@ class BatchEngine:
         self.imported.add_all(imported)
         return result
 
-    async def reject(self, record: InRecord, error: BaseException) -> BatchResult:
+    async def reject(
+        self, record: InRecord, error: BaseException, *, with_value: bool = True
+    ) -> BatchResult:
         """Dead-letter one record that fails on its own (see ``service_layer/isolation``).
 
         CONTRACT.md names no reason for a readable record the worker cannot
@@ -204,6 +208,9 @@ class BatchEngine:
         """
         result = BatchResult()
         detail = f"processing failed: {type(error).__name__}: {error}"
+        if not with_value:
+            detail = f"value dropped: the dead letter could not be sent with it; {detail}"
+            record = dataclasses.replace(record, value=None)
         why = Rejected(Reason.INVALID_DATA, detail)
         await self.publisher.publish([self._dead_letter(record, why, result)])
         return result
@@ -279,10 +286,10 @@ class BatchEngine:
             ],
         )
 
-    def _retry_or_give_up(self, record: InRecord, result: BatchResult) -> OutMessage:
+    def _retry_or_give_up(self, record: InRecord, result: BatchResult, why: str) -> OutMessage:
         delays = self.config.retry_delays
         if record.attempt >= len(delays):
-            detail = f"customer still unknown after {record.attempt} retries"
+            detail = f"{why} after {record.attempt} retries"
             return self._dead_letter(record, Rejected(Reason.UNKNOWN_CUSTOMER, detail), result)
         origin = record.first_seen
         due_ms = int((time.time() + delays[record.attempt]) * 1000)

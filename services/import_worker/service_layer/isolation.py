@@ -91,4 +91,11 @@ class PoisonIsolator:
             exc_info=error,
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
         )
-        result.merge(await self.engine.reject(record, error))
+        try:
+            result.merge(await self.engine.reject(record, error))
+        except Exception as exc:
+            if self.is_transient(exc):
+                raise
+            # The dead letter itself was refused (e.g. too large once headers were
+            # added): send it without the value rather than stall the partition.
+            result.merge(await self.engine.reject(record, error, with_value=False))

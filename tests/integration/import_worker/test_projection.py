@@ -171,3 +171,23 @@ async def test_deleted_policy_leaves_its_customers_without_one(
     await stale_after(harness, "policy", before)
     decision, commands = await harness.decide(discovered(partner, account(c.id)))
     assert decision.envelope["data"]["outcome"] == "no_policy"
+
+
+async def test_an_event_the_database_refuses_does_not_hold_back_later_changes(
+    harness: Harness, worker_db: asyncpg.Pool
+) -> None:
+    """A customer event PostgreSQL can never store (NUL in a text column: a data error,
+    not an outage) is skipped and counted; it used to be retried for ever, so every
+    later customer stayed unknown to the worker."""
+    partner = new_partner()
+    refused = customer(partner, psa=("connectwise", "cw\x001"))
+    await harness.bus.customer(refused)
+    fine = customer(partner)
+    await harness.project(worker_db, fine)  # waits until the later customer is there
+
+    stored = await worker_db.fetchval(
+        "SELECT count(*) FROM import_worker.customers WHERE id = $1", refused.id
+    )
+    assert stored == 0
+    sample = 'import_projection_events_total{entity="customer",result="refused"}'
+    assert await harness.worker.metric(harness.http, sample) >= 1

@@ -276,3 +276,16 @@ async def test_a_customer_known_before_the_retry_is_decided_normally(pending: bo
     assert body(publisher.sent[1])["data"]["outcome"] == "imported"
     assert result.decided == {"imported": 1}
     assert set(ledger.rows) == {key_of(event)}
+
+
+async def test_a_policy_still_pending_after_the_last_retry_says_so_in_the_detail() -> None:
+    """The customer is known: the detail must not call it unknown (the reason is still
+    the contract's ``unknown_customer``, the only one for "gave up waiting")."""
+    pending = customer(end_user=policy(END_USER), pending=frozenset({END_USER}))
+    engine, publisher, _ = _engine(pending)
+    await engine.process([record(discovered(), attempt=len(DELAYS))])
+    [dead] = publisher.sent
+    assert headers(dead)["x-error-reason"] == "unknown_customer"
+    assert headers(dead)["x-error-detail"] == (
+        f"the end_user policy of the customer still unknown after {len(DELAYS)} retries"
+    )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, GroupCoordinatorNotAvailableError, UnknownError
 
 from services.import_worker.domain.inbound import Origin
 from services.import_worker.entrypoints.hot_path import DiscoveryConsumer, to_in_record
@@ -334,3 +334,35 @@ async def test_a_rebalance_waits_for_the_batch_in_flight_or_abandons_it() -> Non
         await svc.drain([other])
     assert svc._abandon
     assert svc._paused == {other: 2.0}
+
+
+class FlakyBrokerConsumer(LoopConsumer):
+    """A fetch that fails with a coordinator error, then commits that fail too."""
+
+    def __init__(self, svc: DiscoveryConsumer, batches: list[dict[TopicPartition, Any]]) -> None:
+        super().__init__(svc, batches)
+        self.fetch_failures = 1
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        if self.fetch_failures:
+            self.fetch_failures -= 1
+            raise GroupCoordinatorNotAvailableError()
+        return await super().getmany(timeout_ms=timeout_ms, max_records=max_records)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.calls.append(("commit", dict(offsets)))
+        raise UnknownError("the broker refused the commit")
+
+
+async def test_broker_errors_in_fetch_or_commit_never_end_the_loop() -> None:
+    """Such errors escaping the loop crashed the service; the batch is redone instead."""
+    svc = service(StubEngine(failures=0))
+    svc.sleep = _no_sleep  # type: ignore[method-assign]
+    p0 = TopicPartition(DISCOVERED, 0)
+    consumer = FlakyBrokerConsumer(svc, [{p0: [msg(0)]}, {p0: [msg(1)]}])
+    svc.consumer = consumer  # type: ignore[assignment]
+
+    await DiscoveryConsumer._consume_batches(svc)  # must return, not raise
+
+    assert [c[1] for c in consumer.calls if c[0] == "commit"] == [{p0: 1}, {p0: 2}]
+    assert svc.batches_done == 2

@@ -225,3 +225,17 @@ def test_the_classifier_tells_outages_from_bugs() -> None:
     ]
     assert [is_transient(e) for e in outages] == [True] * len(outages)
     assert [is_transient(e) for e in bugs] == [False] * len(bugs)
+
+
+async def test_a_dead_letter_the_broker_refuses_is_sent_without_its_value() -> None:
+    records, _, _, publisher, engine = setup(3, poisoned_at=[1])
+    publisher.fail_on_topic(DLQ, times=1)  # e.g. too large once the headers are added
+
+    result = await isolator(engine).process(records)
+
+    assert result.dead_letters == {"invalid_data": 1}
+    [dead] = [m for m in publisher.sent if m.topic == DLQ]
+    assert dead.value is None
+    assert headers(dead)["x-error-detail"].startswith("value dropped:")
+    assert headers(dead)["x-original-offset"] == "1"
+    assert decided_offsets(publisher) == [0, 2]
