@@ -50,9 +50,13 @@ LABEL org.opencontainers.image.title="msp-account-import" \
       org.opencontainers.image.description="Import policy service and import worker" \
       org.opencontainers.image.licenses="Apache-2.0"
 
+# The services listen on loopback unless told otherwise (the default of
+# `make run`); in a container they must listen on every interface.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    HTTP_HOST=0.0.0.0 \
+    WORKER_HTTP_HOST=0.0.0.0
 
 # A fixed non-root user; Kubernetes manifests use the same ids (runAsUser).
 RUN groupadd --system --gid 10001 app \

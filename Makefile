@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-integration test-e2e lint fmt schemas bench clean
+.PHONY: install run test test-unit test-integration test-e2e screenshots lint fmt schemas settings-doc bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,18 @@ test-e2e: $(STAMP)
 	bash scripts/install-browser.sh
 	$(BIN)/pytest -m e2e
 
+## Refresh the README's screenshots (docs/screenshots/*.png) from the browser tests;
+## other test runs write them to artifacts/screenshots/ (git-ignored).
+screenshots: $(STAMP)
+	bash scripts/install-browser.sh
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/ui
+
 lint: $(STAMP)
 	$(BIN)/ruff check services schemas tests bench chaos
 	$(BIN)/ruff format --check services schemas tests bench chaos
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
+	$(BIN)/python -m services.infra.settings_doc --check README.md
 
 fmt: $(STAMP)
 	$(BIN)/ruff format services schemas tests
@@ -46,6 +53,10 @@ fmt: $(STAMP)
 ## Regenerate schemas/json/*.json and schemas/asyncapi.yaml from the models.
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.generate
+
+## Regenerate the README's configuration table from the pydantic-settings classes.
+settings-doc: $(STAMP)
+	$(BIN)/python -m services.infra.settings_doc --write README.md
 
 ## Throughput and latency of the import worker (see docs/performance.md).
 bench: $(STAMP)

@@ -14,18 +14,45 @@ class TopicNames(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOPIC_", frozen=True, extra="ignore")
 
-    policy_events: str = "policy.events"
-    customer_events: str = "customer.events"
-    account_discovered: str = "account.discovered"
-    commands_psa: str = "commands.psa"
-    commands_documentation: str = "commands.documentation"
-    commands_vault: str = "commands.vault"
-    commands_rotation: str = "commands.rotation"
-    commands_notification: str = "commands.notification"
-    commands_identity: str = "commands.identity"
-    import_decisions: str = "import.decisions"
-    account_discovered_dlq: str = "account.discovered.dlq"
-    partitions: int = Field(default=8, ge=1, le=10_000)
+    policy_events: str = Field(
+        default="policy.events", description="Topic: full state of each import policy (compacted)."
+    )
+    customer_events: str = Field(
+        default="customer.events", description="Topic: full state of each customer (compacted)."
+    )
+    account_discovered: str = Field(
+        default="account.discovered",
+        description="Topic: accounts found by discovery agents (the worker's input).",
+    )
+    commands_psa: str = Field(
+        default="commands.psa", description="Topic: commands for the PSA handler."
+    )
+    commands_documentation: str = Field(
+        default="commands.documentation",
+        description="Topic: commands for the documentation (IT Glue / Hudu) handler.",
+    )
+    commands_vault: str = Field(
+        default="commands.vault", description="Topic: commands for the vault handler."
+    )
+    commands_rotation: str = Field(
+        default="commands.rotation",
+        description="Topic: commands for the password-rotation handler.",
+    )
+    commands_notification: str = Field(
+        default="commands.notification", description="Topic: commands for the notification handler."
+    )
+    commands_identity: str = Field(
+        default="commands.identity",
+        description="Topic: commands for the identity handler (Microsoft 365, password reset).",
+    )
+    import_decisions: str = Field(
+        default="import.decisions", description="Topic: the decision recorded for each account."
+    )
+    account_discovered_dlq: str = Field(
+        default="account.discovered.dlq",
+        description="Topic: discovered accounts the worker could not act on, with the reason.",
+    )
+    partitions: int = Field(default=8, ge=1, le=10_000, description="Partitions of created topics.")
 
     def channel(self, channel: str) -> str:
         """The topic name of ``channel`` (a field name such as ``commands_psa``)."""

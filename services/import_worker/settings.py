@@ -1,4 +1,4 @@
-"""Import worker settings, from the environment (CONTRACT.md section 5)."""
+"""Import worker settings, from the environment (docs/contract.md §5)."""
 
 from pydantic import Field
 
@@ -8,8 +8,13 @@ from services.infra.settings import CommonSettings
 class WorkerSettings(CommonSettings):
     """Everything the import worker reads from its environment."""
 
-    worker_http_host: str = "0.0.0.0"
-    worker_http_port: int = Field(default=6066, ge=1, le=65535)
+    worker_http_host: str = Field(
+        default="127.0.0.1",
+        description="Address of health and metrics; containers set `0.0.0.0`.",
+    )
+    worker_http_port: int = Field(
+        default=6066, ge=1, le=65535, description="Port of health and metrics."
+    )
     worker_group_id: str = Field(default="import-worker", description="Kafka consumer group.")
     worker_source: str = Field(default="/import-worker", description="CloudEvents source.")
     retry_topic: str = Field(
@@ -23,14 +28,38 @@ class WorkerSettings(CommonSettings):
     imported_cache_size: int = Field(
         default=500_000, ge=0, description="Account keys known imported, kept in memory."
     )
-    batch_max_records: int = Field(default=5000, ge=1, le=100_000)
-    fetch_max_wait_ms: int = Field(default=50, ge=0)
-    session_timeout_ms: int = Field(default=10_000, ge=1000)
-    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
-    rebalance_timeout_ms: int = Field(default=10_000, ge=1000)
-    faust_session_timeout_seconds: float = Field(default=10.0, gt=0)
-    faust_heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
-    faust_rebalance_timeout_seconds: float = Field(default=10.0, gt=0)
-    db_pool_min_size: int = Field(default=1, ge=1)
-    db_pool_max_size: int = Field(default=8, ge=1)
-    failure_backoff_max_seconds: float = Field(default=10.0, gt=0)
+    batch_max_records: int = Field(
+        default=5000, ge=1, le=100_000, description="Hot path: records per batch."
+    )
+    fetch_max_wait_ms: int = Field(
+        default=50, ge=0, description="Hot path: longest wait of a fetch for more records."
+    )
+    session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="Hot path: consumer group session timeout."
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3_000, ge=100, description="Hot path: consumer group heartbeat interval."
+    )
+    rebalance_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="Hot path: consumer group rebalance timeout."
+    )
+    faust_session_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Projection (Faust): group session timeout."
+    )
+    faust_heartbeat_interval_seconds: float = Field(
+        default=1.0, gt=0, description="Projection (Faust): group heartbeat interval."
+    )
+    faust_rebalance_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Projection (Faust): group rebalance timeout."
+    )
+    db_pool_min_size: int = Field(
+        default=1, ge=1, description="PostgreSQL pool: connections kept open."
+    )
+    db_pool_max_size: int = Field(
+        default=8, ge=1, description="PostgreSQL pool: most connections at once."
+    )
+    failure_backoff_max_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest pause between retries while PostgreSQL or the broker is down.",
+    )

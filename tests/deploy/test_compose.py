@@ -116,6 +116,13 @@ def test_services_healthchecks_and_dependencies(compose: dict[str, Any]) -> None
     assert services["import-worker"]["deploy"]["replicas"] == 2
 
 
+def test_services_listen_on_every_interface_of_their_container(compose: dict[str, Any]) -> None:
+    # The services default to loopback (`make run`); published ports reach the container IP.
+    services = compose["services"]
+    assert services["policy-service"]["environment"]["HTTP_HOST"] == "0.0.0.0"
+    assert services["import-worker"]["environment"]["WORKER_HTTP_HOST"] == "0.0.0.0"
+
+
 def test_named_volumes_hold_the_data(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(compose["volumes"]) == {"kafka-data", "postgres-data"}

@@ -80,6 +80,15 @@ def test_multi_stage_slim_non_root_with_healthcheck() -> None:
     assert runtime[-1][0] == "CMD"
 
 
+def test_image_services_listen_on_every_interface() -> None:
+    # The services default to loopback (`make run`); in a container that would
+    # leave them unreachable, so the image sets both hosts.
+    _, runtime = stages()
+    env = " ".join(args for keyword, args in runtime if keyword == "ENV").split()
+    assert "HTTP_HOST=0.0.0.0" in env
+    assert "WORKER_HTTP_HOST=0.0.0.0" in env
+
+
 def test_console_scripts_of_both_services_exist() -> None:
     pyproject = (REPO / "pyproject.toml").read_text("utf-8")
     for script in ("policy-service", "import-worker"):

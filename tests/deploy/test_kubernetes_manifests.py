@@ -165,6 +165,16 @@ def test_probes_use_the_real_endpoints_and_ports(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAY_PATHS)
+def test_services_listen_on_every_interface(overlay: str) -> None:
+    # The services default to loopback (`make run`); probes and Services reach the pod IP.
+    docs = render(overlay)
+    maps = config_maps(docs)
+    for name, host_var in (("policy-service", "HTTP_HOST"), ("import-worker", "WORKER_HTTP_HOST")):
+        container = _container(one(docs, "Deployment", name))
+        assert container_env(container, maps).get(host_var) == "0.0.0.0", name
+
+
+@pytest.mark.parametrize("overlay", OVERLAY_PATHS)
 def test_worker_has_a_writable_working_directory(overlay: str) -> None:
     # Faust writes its data directory under the image's WORKDIR.
     container = _container(one(render(overlay), "Deployment", "import-worker"))

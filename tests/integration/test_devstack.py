@@ -267,12 +267,19 @@ def quiet_ports(count: int) -> list[int]:
 
 @dataclass
 class DevUp:
-    """A running ``msp-import-dev up`` and where it puts things."""
+    """A running ``msp-import-dev up`` and where it puts things.
+
+    ``tee`` is the process ``up``'s stdout is piped into (``make run | tee
+    run.log``) when the test asked for one (``indirect`` parameter "tee");
+    then ``stdout_log`` is the file it writes and ``proc.stdout`` is None.
+    """
 
     proc: "subprocess.Popen[str]"
     ports: dict[str, int]
     data_dir: Path
     stderr_path: Path
+    tee: "subprocess.Popen[bytes] | None" = None
+    stdout_log: Path | None = None
 
     def postmaster(self) -> int | None:
         try:
@@ -289,10 +296,95 @@ class DevUp:
         pids.discard(self.proc.pid)
         return pids
 
+    def children(self) -> dict[int, str]:
+        """pid -> command line of what ``up`` started itself (broker, services)."""
+        try:
+            kids = psutil.Process(self.proc.pid).children()
+        except psutil.NoSuchProcess:
+            return {}
+        found: dict[int, str] = {}
+        for kid in kids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found[kid.pid] = " ".join(kid.cmdline())
+        return found
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until ``up`` printed its summary (through ``tee``'s file when there is one)."""
+        if self.stdout_log is None:
+            reader = LineReader(self.proc)
+            ready = reader.wait_for(READY_LINE, timeout)
+            seen = reader.seen
+        else:
+            log = self.stdout_log
+            deadline = time.monotonic() + timeout
+            while not (ready := READY_LINE in read_text(log)):
+                if time.monotonic() >= deadline or self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            seen = [read_text(log)]
+        assert ready, "\n".join([*seen, "--- stderr:", self.stderr_path.read_text()])
+
+
+def read_text(path: Path) -> str:
+    """The file's text; "" while it does not exist yet (``tee`` creates it when it starts)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def service_pids(stack: DevUp) -> set[int]:
+    """The children of ``up`` that are the two services, and whatever they started."""
+    services = [
+        pid
+        for pid, cmdline in stack.children().items()
+        if "policy-service run" in cmdline or "import-worker run" in cmdline
+    ]
+    assert len(services) == 2, stack.children()
+    return {pid for root in services for pid in process_tree(root)}
+
+
+def wait_all_gone(pids: set[int], timeout: float) -> set[int]:
+    """Poll until none of ``pids`` runs; the ones still running after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while (left := {pid for pid in pids if not gone(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def describe(pids: set[int]) -> list[str]:
+    described = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            described.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())}")
+    return described
+
+
+def sweep_leftovers(stack: DevUp, workdir: Path) -> None:
+    """Whatever a failed test left running: processes started in ``workdir`` (``up``'s
+    cwd, which its children inherit) are killed; a PostgreSQL it left is stopped."""
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.pid != os.getpid() and process.cwd() == str(workdir):
+                process.kill()
+    postmaster = stack.postmaster()
+    if postmaster is not None and not gone(postmaster):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            server = psutil.Process(postmaster)
+            server.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+            try:
+                server.wait(30)
+            except psutil.TimeoutExpired:
+                server.kill()
+
 
 @pytest.fixture
-def dev_up(tmp_path: Path, pg_tmp_path: Path) -> Iterator[DevUp]:
-    """``msp-import-dev up`` on free ports and a temp data dir; stopped however the test ends."""
+def dev_up(request: pytest.FixtureRequest, tmp_path: Path, pg_tmp_path: Path) -> Iterator[DevUp]:
+    """``msp-import-dev up`` on free ports and a temp data dir; stopped however the test ends.
+
+    Its stdout is a pipe the test reads, or (indirect parameter ``"tee"``) a
+    pipe into a ``tee`` process, as in ``make run | tee run.log``.
+    """
     ports = dict(zip(("broker", "postgres", "http", "worker"), quiet_ports(4), strict=True))
     env = {
         key: value
@@ -311,11 +403,27 @@ def dev_up(tmp_path: Path, pg_tmp_path: Path) -> Iterator[DevUp]:
         "--postgres-port",
         str(ports["postgres"]),
     ]
+    tee: subprocess.Popen[bytes] | None = None
+    stdout_log: Path | None = None
     with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path
-        )
-    stack = DevUp(proc, ports, data_dir, stderr_path)
+        if getattr(request, "param", "pipe") == "tee":
+            stdout_log = tmp_path / "run.log"
+            read_end, write_end = os.pipe()
+            try:
+                tee = subprocess.Popen(
+                    ["tee", str(stdout_log)], stdin=read_end, stdout=subprocess.DEVNULL
+                )
+                proc = subprocess.Popen(
+                    command, stdout=write_end, stderr=stderr, text=True, env=env, cwd=tmp_path
+                )
+            finally:
+                os.close(read_end)
+                os.close(write_end)
+        else:
+            proc = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path
+            )
+    stack = DevUp(proc, ports, data_dir, stderr_path, tee, stdout_log)
     try:
         yield stack
     finally:
@@ -332,6 +440,10 @@ def dev_up(tmp_path: Path, pg_tmp_path: Path) -> Iterator[DevUp]:
                         psutil.Process(pid).kill()
         if stack.proc.stdout is not None:
             stack.proc.stdout.close()
+        if tee is not None and tee.poll() is None:
+            tee.kill()
+            tee.wait()
+        sweep_leftovers(stack, tmp_path)
 
 
 def test_dev_up_prints_summary_and_stops_everything_on_ctrl_c(dev_up: DevUp) -> None:
@@ -361,3 +473,72 @@ def test_dev_up_prints_summary_and_stops_everything_on_ctrl_c(dev_up: DevUp) -> 
     for name, port in ports.items():
         assert not accepts_connections(port), f"{name} port {port} still open"
     print(f"\nmsp-import-dev up printed its summary after {startup:.2f} s")
+
+
+def test_dev_up_children_die_when_up_is_killed(dev_up: DevUp) -> None:
+    # SIGKILL: no handler, no atexit, no shutdown; only the kernel can tell the children.
+    dev_up.wait_ready()
+    children = dev_up.children()
+    assert any("tansu" in cmdline for cmdline in children.values()), children
+    services = service_pids(dev_up)
+    tied = set(children) | services
+
+    began = time.monotonic()
+    dev_up.proc.kill()
+    dev_up.proc.wait(10)
+    left = wait_all_gone(tied, timeout=15)
+    took = time.monotonic() - began
+
+    assert not left, describe(left)
+    for name in ("broker", "http", "worker"):
+        port = dev_up.ports[name]
+        assert not accepts_connections(port), f"{name} port {port} still open"
+    print(f"\nbroker and services exited {took:.2f} s after up was SIGKILLed")
+
+
+@pytest.mark.parametrize("dev_up", ["tee"], indirect=True)
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_dev_up_stops_everything_in_order_after_its_stdout_reader_died(
+    dev_up: DevUp, stop_signal: signal.Signals
+) -> None:
+    # ``make run | tee run.log``, then Ctrl-C: tee dies with us, and every line ``up``
+    # prints while it shuts down meets a broken pipe.
+    assert dev_up.tee is not None
+    dev_up.wait_ready()
+    pids = dev_up.all_pids()
+    assert dev_up.postmaster() in pids
+    services = service_pids(dev_up)
+
+    dev_up.tee.kill()
+    dev_up.tee.wait()
+    dev_up.proc.send_signal(stop_signal)
+    code = dev_up.proc.wait(60)
+
+    stderr = dev_up.stderr_path.read_text()
+    assert code == 0, stderr
+    assert "BrokenPipeError" not in stderr, stderr
+    # What could not go to stdout went to stderr, in the order shutdown ran.
+    steps = ["stopping services ...", "stopping the broker ...", "stopping PostgreSQL ..."]
+    lines = stderr.splitlines()
+    assert [line for line in lines if line in steps] == steps, stderr
+    assert lines[-1] == "stopped", stderr
+    left = {pid for pid in pids | services if not gone(pid)}
+    assert not left, describe(left)
+    for name, port in dev_up.ports.items():
+        assert not accepts_connections(port), f"{name} port {port} still open"
+
+
+def test_a_broker_started_from_a_thread_outlives_the_thread(tmp_path: Path) -> None:
+    # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits: the
+    # broker must be forked by a thread that lives as long as the process.
+    broker = LocalBroker(log_path=tmp_path / "tansu.log")
+    starter = threading.Thread(target=broker.start)
+    starter.start()
+    starter.join(60)
+    try:
+        assert broker.running
+        time.sleep(1.0)
+        assert broker.running, (tmp_path / "tansu.log").read_text()
+        assert accepts_connections(broker.port)
+    finally:
+        broker.stop()

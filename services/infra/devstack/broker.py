@@ -30,6 +30,7 @@ from services.infra.devstack.procs import (
     read_from,
     run_coroutine_sync,
     signal_group,
+    spawn_tied,
 )
 from services.infra.kafka_admin import broker_reachable
 
@@ -67,6 +68,10 @@ class LocalBroker(ManagedServer):
     request succeeds, so callers can produce immediately. Start and stop are
     serialised by a lock, which lets another thread stop a broker that is
     still starting (the ``up`` command does this on an early Ctrl-C).
+
+    The Tansu process is tied to the process that started it: on Linux it
+    gets SIGTERM when that process dies, even by SIGKILL, whichever thread
+    called ``start``.
     """
 
     def __init__(
@@ -156,13 +161,8 @@ class LocalBroker(ManagedServer):
         began = time.monotonic()
         with self._log_path.open("ab") as log_file:
             log_start = log_file.tell()
-            self._proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            # Tied to this process: SIGTERM when it dies, even by SIGKILL (Linux).
+            self._proc = spawn_tied(command, output=log_file)
         atexit.register(self._kill_at_exit)
         try:
             self._wait_ready(began + self._start_timeout)

@@ -4,6 +4,11 @@ Each child runs in a session of its own (so the terminal's Ctrl-C reaches only
 ``up``, which stops children first, then the broker, then PostgreSQL) and
 writes to a log file of its own under ``<data-dir>/logs``, which keeps the
 summary readable and lets ``up`` quote a failing command's last line.
+
+A session of its own would let a child outlive ``up`` when ``up`` is killed
+(SIGKILL, a crash) or dies before it stops them; on Linux every child is
+therefore tied to ``up`` with ``PR_SET_PDEATHSIG`` and gets SIGTERM when ``up``
+dies, however it dies.
 """
 
 import asyncio
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.infra.devstack.net import LOOPBACK
-from services.infra.devstack.procs import log_tail, signal_group, terminate_group
+from services.infra.devstack.procs import log_tail, signal_group, spawn_tied, terminate_group
 
 
 @dataclass(frozen=True)
@@ -50,19 +55,16 @@ class ChildProcesses:
         return self._log_dir / f"{name}.log"
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``name args...`` in a new session, output appended to its log file."""
+        """Start ``name args...`` in a new session, output appended to its log file.
+
+        The child gets SIGTERM if ``up`` dies without stopping it (Linux; see
+        :func:`~services.infra.devstack.procs.spawn_tied`).
+        """
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path(name).open("ab") as log_file:
             log_file.write(f"--- {time.strftime('%F %T')} {name} {' '.join(args)}\n".encode())
             log_file.flush()
-            proc = subprocess.Popen(
-                [str(script_path(name)), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-                start_new_session=True,
-            )
+            proc = spawn_tied([str(script_path(name)), *args], output=log_file, env=self._env)
         self._procs[proc.pid] = (name, proc)
         return proc
 

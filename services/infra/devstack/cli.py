@@ -1,10 +1,12 @@
 """``msp-import-dev``: the Docker-free local stack (``make run``) and dev tokens."""
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -14,17 +16,57 @@ from services.infra.devstack.tokens import DEV_PARTNER, DEV_ROLE, ROLES, make_to
 from services.infra.logging import configure_logging
 
 
-def _echo(message: str) -> None:
-    click.echo(message)
+class _Output:
+    """Where ``up`` prints: stdout; once its reader is gone, stderr; then nowhere.
+
+    ``make run | tee run.log`` and Ctrl-C: the terminal's SIGINT also ends
+    ``tee``, and the next line ``up`` prints ("stopping services ...") meets a
+    broken pipe. Printing must never raise there, or ``up`` would die before
+    stopping its services, broker and database in order.
+    """
+
+    def __init__(self) -> None:
+        self._gone = {"stdout": False, "stderr": False}  # the stream's reader is gone
+
+    def echo(self, message: str) -> None:
+        """Print ``message`` to stdout, or to stderr when stdout's reader is gone."""
+        if not self._write(message, err=False):
+            self._write(message, err=True)
+
+    def echo_err(self, message: str) -> None:
+        """Print ``message`` to stderr, unless its reader is gone."""
+        self._write(message, err=True)
+
+    def _write(self, message: str, *, err: bool) -> bool:
+        name = "stderr" if err else "stdout"
+        if self._gone[name]:
+            return False
+        try:
+            click.echo(message, err=err)
+        except OSError:  # EPIPE (the pipe's reader exited), EIO (the terminal closed)
+            self._gone[name] = True
+            _silence(sys.stderr if err else sys.stdout)
+            return False
+        return True
 
 
-def _echo_err(message: str) -> None:
-    click.echo(message, err=True)
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at /dev/null.
+
+    The interpreter's last flush at exit (of what the failed write left in the
+    buffer) then succeeds quietly instead of raising ``BrokenPipeError`` again.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 def main() -> None:
-    """Local development stack of the MSP account import (CONTRACT.md section 5)."""
+    """Local development stack of the MSP account import (docs/contract.md §5)."""
 
 
 @main.command()
@@ -101,7 +143,9 @@ def up(
         jwt_secret=os.environ.get("AUTH_JWT_SECRET") or None,
         service_timeout=service_timeout,
     )
-    sys.exit(asyncio.run(serve(config, began, with_ui_link(_echo, http_port), _echo_err)))
+    output = _Output()
+    echo = with_ui_link(output.echo, http_port)
+    sys.exit(asyncio.run(serve(config, began, echo, output.echo_err)))
 
 
 @main.command()

@@ -5,21 +5,37 @@ so a Ctrl-C in the terminal reaches only ``msp-import-dev`` and it can stop the
 children in order (services, then broker, then PostgreSQL) instead of all of
 them dying at once.  Signalling the whole process group also reaps anything a
 child started itself.
+
+A session of its own also means nothing stops such a child when its parent
+dies without stopping it (SIGKILL, a crash). :func:`spawn_tied` closes that
+gap on Linux: the child asks the kernel for SIGTERM when its parent dies
+(``PR_SET_PDEATHSIG``).
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
+import ctypes
 import os
+import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 T = TypeVar("T")
+
+PR_SET_PDEATHSIG = 1
+"""``prctl`` option (linux/prctl.h): the signal a process gets when its parent dies."""
+
+DEATH_SIGNAL = signal.SIGTERM
+"""What a tied child gets when the process that started it dies: the services shut
+down cleanly on it, as on ``up``'s own SIGTERM."""
 
 
 class ManagedServer:
@@ -139,6 +155,115 @@ def terminate_group(proc: "subprocess.Popen[bytes]", timeout: float = 10.0) -> i
     # Leftover grandchildren in the group (if the child died first) go as well.
     signal_group(proc.pid, signal.SIGKILL)
     return proc.returncode
+
+
+def _load_prctl() -> Callable[[int, int, int, int, int], int] | None:
+    """libc's ``prctl`` (looked up once, in the parent: a forked child must not dlopen)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+PDEATHSIG_SUPPORTED = _PRCTL is not None
+"""Whether children can be tied to this process (Linux); elsewhere a SIGKILLed
+supervisor leaves its children running, as before."""
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: SIGTERM this child when ``parent`` dies.
+
+    It runs in the forked child before ``exec`` and does as little as it can
+    there: one ``prctl`` call (resolved in the parent) and one ``getppid``. If
+    the parent died between ``fork`` and ``prctl``, the signal will never come,
+    so the child gives up at once instead of starting as an orphan.
+    """
+    prctl = _PRCTL
+    assert prctl is not None
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(DEATH_SIGNAL), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+class _Spawner:
+    """The one thread that forks every tied child.
+
+    Linux sends the death signal when the *thread* that forked the child
+    exits, not when the process does: a broker started from a short-lived
+    thread (``asyncio.to_thread``, a thread pool shut down early) would be
+    SIGTERMed as soon as that thread ended. So every tied child is forked by
+    this daemon thread, which lives as long as the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[
+            tuple[Callable[[], subprocess.Popen[bytes]], concurrent.futures.Future[Any]]
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        """Call ``start`` on the spawner thread and return (or raise) what it did."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name="devstack-spawner", daemon=True
+                )
+                self._thread.start()
+        future: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+        self._requests.put((start, future))
+        return future.result()
+
+    def _serve(self) -> None:
+        while True:
+            start, future = self._requests.get()
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # re-raised in the caller's thread
+                future.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
+
+
+def spawn_tied(
+    command: Sequence[str], *, output: IO[bytes], env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a session of its own that dies with this process.
+
+    stdin is ``/dev/null``; stdout and stderr go to ``output``. On Linux the
+    child gets SIGTERM (:data:`DEATH_SIGNAL`) whenever this process dies, even
+    by SIGKILL, so a supervisor that is killed leaves no service or broker
+    behind. The child is forked by a dedicated long-lived thread (see
+    :class:`_Spawner`), so callers may be on any thread. Elsewhere it is a
+    plain ``Popen`` and outlives a killed parent.
+    """
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()) if PDEATHSIG_SUPPORTED else None,
+        )
+
+    if not PDEATHSIG_SUPPORTED:
+        return start()
+    return _SPAWNER.run(start)
 
 
 def run_coroutine_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

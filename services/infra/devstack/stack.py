@@ -3,7 +3,12 @@
 Start-up runs what it can in parallel (broker and PostgreSQL; then the two
 services' ``migrate``/``run``) because the time to a usable stack is what a
 developer waits for. Shutdown is strictly ordered: services first (they
-flush to the broker and database), then the broker, then PostgreSQL.
+flush to the broker and database), then the broker, then PostgreSQL. It runs
+on SIGINT, SIGTERM and SIGHUP, and a stdout whose reader is gone (``make run |
+tee log`` and Ctrl-C) does not stop it. If ``up`` is killed outright, the
+kernel sends SIGTERM to the services and the broker (Linux, see
+:func:`~services.infra.devstack.procs.spawn_tied`); PostgreSQL keeps running
+and the next ``up`` adopts it.
 
 A service that is not there yet or fails is reported, not fatal: broker,
 database and topics are useful on their own, e.g. to run one service from
@@ -17,7 +22,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +32,7 @@ import asyncpg
 from schemas.topics import TopicNames
 from services.infra.devstack.broker import LocalBroker
 from services.infra.devstack.children import ChildProcesses, ServiceSpec, http_ok, script_path
-from services.infra.devstack.net import first_free_port
+from services.infra.devstack.net import LOOPBACK, first_free_port
 from services.infra.devstack.postgres import LocalPostgres, PostmasterInfo
 from services.infra.devstack.procs import pid_alive
 from services.infra.devstack.summary import ServiceState, StackInfo, render_summary
@@ -56,6 +61,34 @@ class StackConfig:
     database_url: str | None = None
     jwt_secret: str | None = None
     service_timeout: float = 60.0
+
+
+def service_environment(
+    base: Mapping[str, str],
+    config: StackConfig,
+    *,
+    database_url: str,
+    bootstrap: str,
+    secret: str,
+) -> dict[str, str]:
+    """The environment of the services ``up`` runs: ``base`` plus the stack's settings.
+
+    Dev mode hands out manager tokens (``/dev/sign-in``), so both services
+    listen on loopback only, whatever ``HTTP_HOST``/``WORKER_HTTP_HOST`` the
+    shell has (containers set 0.0.0.0 in their own environment).
+    """
+    env = dict(base)
+    env.update(
+        DATABASE_URL=database_url,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        AUTH_JWT_SECRET=secret,
+        HTTP_HOST=LOOPBACK,
+        HTTP_PORT=str(config.http_port),
+        WORKER_HTTP_HOST=LOOPBACK,
+        WORKER_HTTP_PORT=str(config.worker_http_port),
+        DEV_MODE="1",
+    )
+    return env
 
 
 class DevStack:
@@ -101,14 +134,8 @@ class DevStack:
         mark = _lap(phases, "topics", mark)
 
         secret = self._config.jwt_secret or new_secret()
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=database_url,
-            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-            AUTH_JWT_SECRET=secret,
-            HTTP_PORT=str(self._config.http_port),
-            WORKER_HTTP_PORT=str(self._config.worker_http_port),
-            DEV_MODE="1",
+        env = service_environment(
+            os.environ, self._config, database_url=database_url, bootstrap=bootstrap, secret=secret
         )
         self._children = ChildProcesses(self._log_dir, env)
         specs = [
@@ -255,11 +282,38 @@ def _lap(phases: dict[str, float], name: str, since: float) -> float:
     return now
 
 
+def _stop_signals() -> list[signal.Signals]:
+    """SIGINT, SIGTERM, and SIGHUP (the terminal closed) unless it is ignored (``nohup``)."""
+    signals = [signal.SIGINT, signal.SIGTERM]
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        signals.append(hangup)
+    return signals
+
+
+def _never_raising(echo: Echo) -> Echo:
+    """``echo`` that cannot raise on a gone reader (EPIPE, EIO): shutdown must go on."""
+
+    def say(message: str) -> None:
+        try:
+            echo(message)
+        except OSError as exc:
+            log.warning("could not print", extra={"error": str(exc)})
+
+    return say
+
+
 async def serve(config: StackConfig, began: float, echo: Echo, echo_err: Echo) -> int:
-    """Run ``up`` until SIGINT or SIGTERM; the exit code of the command."""
+    """Run ``up`` until SIGINT, SIGTERM or SIGHUP; the exit code of the command.
+
+    What it prints can fail (``make run | tee log`` and Ctrl-C ends ``tee`` too):
+    that never stops the ordered shutdown.
+    """
+    echo, echo_err = _never_raising(echo), _never_raising(echo_err)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    stop_signals = _stop_signals()
+    for sig in stop_signals:
         loop.add_signal_handler(sig, stop.set)
     stack = DevStack(config, echo)
     exit_code = 0
@@ -281,7 +335,7 @@ async def serve(config: StackConfig, began: float, echo: Echo, echo_err: Echo) -
         exit_code = 1
     finally:
         await stack.shutdown()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stop_signals:
             loop.remove_signal_handler(sig)
     echo("stopped")
     return exit_code

@@ -1,4 +1,4 @@
-"""Development JWTs, signed like the policy service expects (CONTRACT.md section 4)."""
+"""Development JWTs, signed like the policy service expects (docs/contract.md §4)."""
 
 import secrets
 from datetime import UTC, datetime, timedelta

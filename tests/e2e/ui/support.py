@@ -1,6 +1,7 @@
 """Helpers of the browser tests: the served app, a partner of one test, screenshots."""
 
 import json
+import os
 import urllib.error
 import urllib.request
 import uuid
@@ -24,7 +25,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+REPO = Path(__file__).resolve().parents[3]
+README_SCREENSHOTS = REPO / "docs" / "screenshots"
+"""The committed screenshots of the README: written only when asked (``make screenshots``)."""
+TEST_SCREENSHOTS = REPO / "artifacts" / "screenshots"
+"""Where every other run puts them (git-ignored): ``make test`` changes no tracked file."""
 
 
 def token(partner_id: str, role: str = "manager", ttl: int = 900) -> str:
@@ -91,7 +96,17 @@ class Partner:
         page.locator("main h1").wait_for()
 
 
-def screenshot(page: Page, name: str) -> None:
-    """Save the viewport as docs/screenshots/<name>.png (1280x800, committed)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled", caret="hide")
+def screenshot_dir() -> Path:
+    """docs/screenshots with ``UPDATE_SCREENSHOTS=1`` (``make screenshots``), else
+    artifacts/screenshots."""
+    update = os.environ.get("UPDATE_SCREENSHOTS", "").strip().lower() in {"1", "true", "yes"}
+    return README_SCREENSHOTS if update else TEST_SCREENSHOTS
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the viewport (1280x800) as <name>.png in :func:`screenshot_dir`; its path."""
+    folder = screenshot_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), animations="disabled", caret="hide")
+    return path
