@@ -30,6 +30,9 @@ SCENARIOS = {
     "6": "chaos.s6_slow_batch",
     "7": "chaos.s7_poison",
     "8": "chaos.s8_api_abuse",
+    "9": "chaos.s9_read_only_database",
+    "10": "chaos.s10_startup_gate",
+    "11": "chaos.s11_relay_failover",
 }
 
 

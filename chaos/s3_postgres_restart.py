@@ -13,18 +13,29 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 import asyncpg
 
 from chaos.audit import audit_worker, wait_committed
-from chaos.lab import Lab, PolicyProc, WorkerRig, http_session, pool, producer, wait_until
+from chaos.lab import (
+    Lab,
+    PolicyProc,
+    WorkerRig,
+    http_session,
+    pool,
+    producer,
+    projection_events,
+    wait_until,
+)
 from chaos.outbox import drained, projection_behind, published
 from chaos.report import Result
 from chaos.workload import Load, World, produce
 from schemas.enums import AccountType
 from services.decision import CustomerView, EffectivePolicy
+from services.infra.devstack import LocalPostgres
 from tests.integration.policy_service.support import Api, Tenant
 
 
@@ -149,14 +160,31 @@ async def _outage(pg: object, how: str, seconds: float) -> float:
     return time.monotonic() - began
 
 
+Outage = Callable[[LocalPostgres, str, float], Awaitable[object]]
+
+
 async def run(lab: Lab, size: str, seed: int = 3) -> Result:
     s = SIZES[size]
     result = Result(TITLE, f"{s.events} events at {s.rate}/s + API writes; stop and SIGKILL")
+    return await under_load(lab, "s3", s, seed, result, _outage, ("stop", "kill"))
+
+
+async def under_load(
+    lab: Lab,
+    name: str,
+    s: Size,
+    seed: int,
+    result: Result,
+    outage: Outage,
+    kinds: tuple[str, ...],
+) -> Result:
+    """Discoveries and API writes flow while ``outage(pg, kind, seconds)`` strikes the
+    database once per kind (spread over the load); then everything is audited."""
     with lab.own_postgres() as pg:
-        dsn = await lab.database("s3", server=pg)
+        dsn = await lab.database(name, server=pg)
         db = await pool(dsn)
-        rig = WorkerRig(lab.bootstrap, dsn, lab.logs("s3"))
-        service = PolicyProc(dsn, lab.bootstrap, rig.topics, lab.logs("s3"))
+        rig = WorkerRig(lab.bootstrap, dsn, lab.logs(name))
+        service = PolicyProc(dsn, lab.bootstrap, rig.topics, lab.logs(name))
         try:
             async with http_session() as http, producer(lab.bootstrap) as prod, rig:
                 service.start()
@@ -179,10 +207,11 @@ async def run(lab: Lab, size: str, seed: int = 3) -> Result:
                 rng, span = random.Random(seed), s.events / s.rate
                 recovered: list[float] = []
                 outages: list[tuple[float, float]] = []
-                for at, how in ((0.2, "stop"), (0.6, "kill")):
+                for i, how in enumerate(kinds):
+                    at = (i + 1) / (len(kinds) + 1) * 0.8
                     await asyncio.sleep(max(0.0, at * span - sum(b - a for a, b in outages)))
                     began = time.monotonic()
-                    await _outage(pg, how, rng.uniform(2, 4))
+                    await outage(pg, how, rng.uniform(2, 4))
                     back = time.monotonic()
                     outages.append((began, back))
                     recovered.append(await _recovery(http, service, rig, writer) - back)
@@ -195,6 +224,11 @@ async def run(lab: Lab, size: str, seed: int = 3) -> Result:
                 await drained(db)
                 await _judge(lab, db, rig, service, writer, writes, outages, recovered, result)
                 await audit_worker(rig, sent, world, db, result)
+                skipped = sum(
+                    [await projection_events(http, w.base_url, "refused") for w in rig.workers]
+                )
+                result.figures["projection events skipped"] = int(skipped)
+                result.check("no projection event skipped", skipped == 0)
         finally:
             service.stop()
             await db.close()

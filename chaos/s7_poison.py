@@ -10,7 +10,7 @@ One more kind of poison is not in the messages but in the worker's own table: on
 customer's projected row is edited by hand into something the worker cannot read (a
 PSA provider it does not know). Every discovery of that customer then fails whatever
 batch holds it; the worker must isolate those records, dead-letter them
-(``invalid_data``, detail ``processing failed: ...``) and decide all the others.
+(``processing_failed``, detail ``processing failed: ...``) and decide all the others.
 """
 
 import asyncio
@@ -120,7 +120,7 @@ async def run(lab: Lab, size: str, seed: int = 7) -> Result:
         broken = await _break_customer(db, world)
         valid = [
             (
-                Poison(UNREADABLE, x.discovery.value, frozenset({"invalid_data"}))
+                Poison(UNREADABLE, x.discovery.value, frozenset({"processing_failed"}))
                 if _of_customer(x.discovery.value, broken)
                 else Poison("simulated", x.discovery.value, frozenset()),
                 x.discovery.key,

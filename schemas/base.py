@@ -61,6 +61,15 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 
 class ContractModel(BaseModel):
-    """Immutable, closed model: unknown fields are an error, not silently dropped."""
+    """Immutable model of the contract, read as a tolerant reader (docs/contract.md §2).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A field it does not know is ignored, not an error: agents and services are
+    upgraded independently, and a newer producer's extra field must not get
+    its messages dead-lettered. Known fields keep their strict types. Dumps
+    carry only the declared fields, so producers emit nothing else; the JSON
+    Schemas of what this system produces say so (``additionalProperties:
+    false``, set by ``schemas.generate``). Boundaries that must refuse unknown
+    fields (the HTTP API's request bodies) validate with ``extra="forbid"``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")

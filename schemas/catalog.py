@@ -12,7 +12,7 @@ from typing import cast
 from pydantic import BaseModel
 
 from schemas import commands, customer, decision, discovery, policy
-from schemas.envelope import CausedEvent, CloudEvent
+from schemas.envelope import CausedEvent, CloudEvent, InboundEvent
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,19 @@ class Channel:
 
 @dataclass(frozen=True)
 class MessageSpec:
-    """One CloudEvents ``type``: where it travels and what its ``data`` is."""
+    """One CloudEvents ``type``: where it travels and what its ``data`` is.
+
+    ``inbound`` messages are made outside this system (discovery agents): their
+    envelope leaves ``time`` and ``subject`` optional and their schemas say that
+    ``data`` may carry more fields than the contract knows.
+    """
 
     type: str
     channel: str
     data_model: builtins.type[BaseModel]
     caused: bool
     summary: str
+    inbound: bool = False
 
     @property
     def schema_name(self) -> str:
@@ -41,12 +47,14 @@ class MessageSpec:
 
     def envelope_model(self) -> builtins.type[CloudEvent[BaseModel]]:
         """The envelope model with this message's ``data`` model filled in."""
-        return _envelope(self.data_model, self.caused)
+        return _envelope(self.data_model, self.caused, self.inbound)
 
 
 @cache
-def _envelope(data_model: type[BaseModel], caused: bool) -> type[CloudEvent[BaseModel]]:
-    base = CausedEvent if caused else CloudEvent
+def _envelope(
+    data_model: type[BaseModel], caused: bool, inbound: bool
+) -> type[CloudEvent[BaseModel]]:
+    base = InboundEvent if inbound else CausedEvent if caused else CloudEvent
     return cast("type[CloudEvent[BaseModel]]", base[data_model])
 
 
@@ -117,6 +125,7 @@ DLQ_REASONS: tuple[str, ...] = (
     "invalid_data",
     "unknown_customer",
     "partner_mismatch",
+    "processing_failed",
 )
 
 MESSAGES: tuple[MessageSpec, ...] = (
@@ -164,6 +173,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
         discovery.DiscoveredAccount,
         False,
         "An agent found an account.",
+        inbound=True,
     ),
     *(
         MessageSpec(model.TYPE, model.CHANNEL, model, True, (model.__doc__ or "").strip())

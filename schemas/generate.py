@@ -19,6 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from schemas.catalog import CHANNELS, DLQ_REASONS, MESSAGES, MessageSpec
 from schemas.envelope import CONTENT_TYPE
+from schemas.jsonschema_tools import reachable, set_additional_properties
 from schemas.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parent
@@ -37,6 +38,9 @@ def message_json_schema(spec: MessageSpec) -> dict[str, Any]:
     """The standalone JSON Schema (draft 2020-12) of one message's envelope."""
     schema = spec.envelope_model().model_json_schema(mode="validation")
     schema = _pin_type(schema, spec)
+    # Tolerant readers (docs/contract.md §2): what agents send may carry more fields
+    # than the contract knows; what this system produces carries only its own.
+    set_additional_properties(schema, spec.inbound)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_BASE_URI}{spec.type}.json",
@@ -54,6 +58,16 @@ def asyncapi_document() -> dict[str, Any]:
     ]
     refs, definitions = models_json_schema(envelopes, ref_template="#/components/schemas/{model}")
     schemas = dict(definitions.get("$defs", {}))
+    open_names = reachable(
+        [
+            refs[(model, "validation")]
+            for spec, (model, _) in zip(MESSAGES, envelopes, strict=True)
+            if spec.inbound
+        ],
+        schemas,
+    )
+    for name, definition in schemas.items():
+        set_additional_properties(definition, name in open_names)
 
     messages: dict[str, Any] = {}
     for spec, (model, _mode) in zip(MESSAGES, envelopes, strict=True):

@@ -55,7 +55,7 @@ class PolicyState(ContractModel):
     """An import policy as it stands: one account type, options, assigned customers."""
 
     model_config = ConfigDict(
-        frozen=True, extra="forbid", json_schema_extra=options_follow_account_type
+        frozen=True, extra="ignore", json_schema_extra=options_follow_account_type
     )
 
     id: uuid.UUID

@@ -1,4 +1,4 @@
-"""The import decision: pure rules (CONTRACT.md section 3), shared by both services.
+"""The import decision: pure rules (docs/contract.md §3), shared by both services.
 
 The import worker applies it to every discovered account; the policy service's
 ``/v1/import-preview`` shows what it would decide. One function, no I/O.

@@ -1,4 +1,4 @@
-"""The rules of CONTRACT.md section 3, as one pure function."""
+"""The rules of docs/contract.md §3, as one pure function."""
 
 from schemas.commands import (
     Command,

@@ -7,6 +7,7 @@ Tests build the same application with their own settings.
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
@@ -27,6 +28,7 @@ from services.policy_service.settings import PolicyServiceSettings
 from services.policy_service.ui import mount_ui
 
 RELAY = web.AppKey("relay", OutboxRelay)
+log = logging.getLogger(__name__)
 
 
 def app_version() -> str:
@@ -80,6 +82,7 @@ def _relay_ctx(
         relay = build_relay(settings, topics, registry)
         app[RELAY] = relay
         task = asyncio.create_task(relay.run(), name="outbox-relay")
+        task.add_done_callback(_report_relay_end)
         try:
             yield
         finally:
@@ -92,6 +95,12 @@ def _relay_ctx(
                     await task
 
     return relay_ctx
+
+
+def _report_relay_end(task: "asyncio.Task[None]") -> None:
+    """The relay only ends when stopped; anything else would silently stop publishing."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("the outbox relay died; nothing is published", exc_info=task.exception())
 
 
 def build_relay(

@@ -52,7 +52,7 @@ def kafka_topics(kustomization: str) -> dict[str, Any]:
 
 
 def test_contract_topics_are_the_ones_expected() -> None:
-    # A guard on this test's own premise: the contract's table (CONTRACT.md section 2).
+    # A guard on this test's own premise: the contract's table (docs/contract.md §2).
     assert set(expected_topics().values()) == {
         "policy.events",
         "customer.events",

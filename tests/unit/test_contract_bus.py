@@ -1,4 +1,4 @@
-"""The bus as CONTRACT.md section 2 describes it: AsyncAPI, topics, keys, ids."""
+"""The bus as docs/contract.md §2 describes it: AsyncAPI, topics, keys, ids."""
 
 import uuid
 from pathlib import Path
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 SCHEMA_DIR = Path(schemas.__file__).resolve().parent
 
-# CONTRACT.md section 2, typed from the table: topic -> (key, message types).
+# docs/contract.md §2, typed from the table: topic -> (key, message types).
 CONTRACT_TOPICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "policy.events": (
         "policy id",
@@ -52,6 +52,7 @@ DLQ_REASONS = {
     "invalid_data",
     "unknown_customer",
     "partner_mismatch",
+    "processing_failed",
 }
 
 PARTNER = "acme-msp"

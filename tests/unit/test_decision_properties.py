@@ -1,8 +1,8 @@
 """``services.decision.decide`` over every combination of inputs, against an oracle.
 
-``expected()`` restates CONTRACT.md section 3 on its own, from plain values;
+``expected()`` restates docs/contract.md §3 on its own, from plain values;
 it shares nothing with ``services.decision.rules``. The reasons of the notes
-are the vocabulary of ``schemas.decision.NoteReason`` (CONTRACT.md names the
+are the vocabulary of ``schemas.decision.NoteReason`` (docs/contract.md names the
 option; the schema names the reason).
 """
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.unit
 END_USER = AccountType.END_USER
 SYNCABLE = {Directory.ACTIVE_DIRECTORY, Directory.LOCAL}
 
-# CONTRACT.md section 2: command type -> topic (default name).
+# docs/contract.md §2: command type -> topic (default name).
 CONTRACT_TOPIC = {
     "psa.contact.link": "commands.psa",
     "documentation.password.link": "commands.documentation",

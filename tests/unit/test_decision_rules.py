@@ -1,8 +1,8 @@
-"""``services.decision.decide`` against CONTRACT.md section 3, rule by rule.
+"""``services.decision.decide`` against docs/contract.md §3, rule by rule.
 
 Every combination of inputs is checked against an independent oracle in
 ``test_decision_properties.py``. The reasons of the notes are the vocabulary of
-``schemas.decision.NoteReason`` (CONTRACT.md names the option, the schema the reason).
+``schemas.decision.NoteReason`` (docs/contract.md names the option, the schema the reason).
 """
 
 import uuid
@@ -362,8 +362,8 @@ def test_policy_of_another_account_type_is_refused(account_type, policy_type) ->
 def test_administrator_policy_holding_end_user_options_is_refused() -> None:
     """An administrator account never gets end-user commands (welcome email, PSA, ...).
 
-    A policy belongs to ONE account type with that type's options (CONTRACT.md
-    section 1), so a policy of the administrator type holding end-user options
+    A policy belongs to ONE account type with that type's options (docs/contract.md
+    §1), so a policy of the administrator type holding end-user options
     is a wrong input, whether it is refused when built or when used.
     """
 

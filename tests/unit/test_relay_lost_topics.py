@@ -11,6 +11,7 @@ sending as well, and sends nothing until the topics are back.
 import json
 from typing import Any
 
+import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -59,6 +60,20 @@ class Connection:
         self.executed.append(query)
         return "UPDATE 1"
 
+    def transaction(self) -> "Transaction":
+        return Transaction(self)
+
+
+class Transaction:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def __aenter__(self) -> None:
+        self.conn.executed.append("BEGIN")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.conn.executed.append("ROLLBACK" if exc[0] else "COMMIT")
+
 
 async def test_nothing_is_sent_while_the_broker_lacks_the_topic() -> None:
     relay = OutboxRelay(
@@ -68,4 +83,25 @@ async def test_nothing_is_sent_while_the_broker_lacks_the_topic() -> None:
     with pytest.raises(RuntimeError, match="lost topics"):
         await relay.publish_once(conn, producer)  # type: ignore[arg-type]
     assert producer.sent == []
-    assert not any("UPDATE" in q for q in conn.executed)  # still unpublished
+    assert not any("SET published_at" in q for q in conn.executed)  # still unpublished
+    assert conn.executed[-1] == "ROLLBACK"
+
+
+class ReadOnlyConnection(Connection):
+    """A server that refuses writes: the lock taken before sending fails."""
+
+    async def execute(self, query: str, *args: Any) -> str:
+        if "FOR UPDATE" in query:
+            raise asyncpg.exceptions.ReadOnlySQLTransactionError("read-only transaction")
+        return await super().execute(query, *args)
+
+
+async def test_nothing_is_sent_while_the_database_refuses_writes() -> None:
+    """Sending first and failing to mark would re-send the batch at every retry."""
+    relay = OutboxRelay(
+        RelayConfig(dsn="unused", bootstrap_servers="unused"), RelayMetrics(CollectorRegistry())
+    )
+    producer, conn = Producer(topics={"policy.events"}), ReadOnlyConnection()
+    with pytest.raises(asyncpg.exceptions.ReadOnlySQLTransactionError):
+        await relay.publish_once(conn, producer)  # type: ignore[arg-type]
+    assert producer.sent == []

@@ -17,24 +17,30 @@ from services.import_worker.service_layer.ports import OutMessage
 
 
 class KafkaPublisher:
+    """Produces batches; the partition count of a topic is read from the producer's
+    current cluster metadata on every publish, so when partitions are added (and
+    the client's metadata refreshes) this worker agrees with every other Kafka
+    client on which partition a key belongs to."""
+
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
         self._partitioner = DefaultPartitioner()
-        self._partitions: dict[str, list[int]] = {}
 
     async def _partitions_of(self, topic: str) -> list[int]:
-        known = self._partitions.get(topic)
-        if known is None:
-            known = sorted(await self.producer.partitions_for(topic))
-            self._partitions[topic] = known
-        return known
+        known = self.producer.client.cluster.partitions_for_topic(topic)
+        if not known:  # not in the metadata yet: ask the broker (and wait for it)
+            known = await self.producer.partitions_for(topic)
+        return sorted(known)
 
     async def publish(self, messages: Sequence[OutMessage]) -> None:
         groups: dict[tuple[str, int], list[OutMessage]] = {}
         # murmur2 is pure Python here; an account's commands share one key.
         chosen: dict[tuple[bytes, int], int] = {}
+        counts: dict[str, list[int]] = {}
         for message in messages:
-            partitions = await self._partitions_of(message.topic)
+            partitions = counts.get(message.topic)
+            if partitions is None:
+                partitions = counts[message.topic] = await self._partitions_of(message.topic)
             if message.key is None:
                 partition = partitions[hash(message.value) % len(partitions)]
             else:

@@ -9,8 +9,8 @@ as a service of the app once the database pool and producer are open.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import faust
@@ -18,8 +18,10 @@ import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from schemas.policy import PolicyDeleted, PolicyState
 from schemas.topics import TopicNames
 from services.import_worker.adapters.bus_events import parse_state
+from services.import_worker.adapters.catch_up import CatchUp, end_offsets, follow_commits
 from services.import_worker.adapters.ledger import PgLedger
 from services.import_worker.adapters.projection import Projection
 from services.import_worker.adapters.publisher import KafkaPublisher
@@ -27,14 +29,20 @@ from services.import_worker.entrypoints.hot_path import DiscoveryConsumer
 from services.import_worker.metrics import WorkerMetrics
 from services.import_worker.service_layer.engine import BatchEngine, EngineConfig
 from services.import_worker.settings import WorkerSettings
-from services.infra.failures import is_transient
+from services.infra.failures import is_outage
 from services.infra.kafka_admin import ensure_topics
+from services.infra.retry import StopSignal, retry_until_done
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class WorkerRuntime(mode.Service):
-    """Opens the pool and producer, creates topics, then starts the hot path."""
+    """Opens the pool and producer, creates topics, then starts the hot path.
+
+    The hot path decides nothing until the projection has caught up with the
+    policy and customer topics as they were at start-up (:class:`CatchUp`).
+    """
 
     def __init__(
         self, settings: WorkerSettings, topics: TopicNames, metrics: WorkerMetrics, **kw: Any
@@ -46,10 +54,19 @@ class WorkerRuntime(mode.Service):
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.hot_path: DiscoveryConsumer | None = None
+        self.catch_up: CatchUp | None = None
         self.ready = asyncio.Event()
+        self.stopping = StopSignal(lambda: self.should_stop)
+        # A projection write is waited on until it lands: an event is never skipped
+        # because of an outage. Faust cancels the agent on shutdown (not acked then).
+        self._projection_waits = StopSignal()
 
     def all_topics(self) -> list[str]:
         return [*self.topics.all_topics(), self.settings.retry_topic]
+
+    @property
+    def projection_group(self) -> str:
+        return projection_group(self.settings)
 
     async def on_start(self) -> None:
         s = self.settings
@@ -57,6 +74,15 @@ class WorkerRuntime(mode.Service):
             "create topics",
             lambda: ensure_topics(s.kafka_bootstrap_servers, self.all_topics(), s.topic_partitions),
         )
+        projected = [self.topics.policy_events, self.topics.customer_events]
+        targets = await self._until_ok(
+            "read the end offsets of the policy and customer topics",
+            lambda: end_offsets(s.kafka_bootstrap_servers, projected),
+        )
+        self.catch_up = CatchUp(targets)
+        if not self.catch_up.caught_up.is_set():
+            log.info("waiting for the projection to catch up: %s", self.catch_up.progress())
+            self.add_future(self._follow_commits(self.catch_up))
         self.pool = await self._until_ok(
             "open the database pool",
             lambda: asyncpg.create_pool(
@@ -96,11 +122,20 @@ class WorkerRuntime(mode.Service):
             retry_topic=s.retry_topic,
             max_records=s.batch_max_records,
             backoff_max=s.failure_backoff_max_seconds,
+            gate=self.catch_up.caught_up,
             loop=self.loop,
             beacon=self.beacon,
         )
         await self.add_runtime_dependency(self.hot_path)
         self.ready.set()
+
+    async def _follow_commits(self, catch_up: CatchUp) -> None:
+        await self._until_ok(
+            "follow the projection's committed offsets",
+            lambda: follow_commits(
+                catch_up, self.settings.kafka_bootstrap_servers, self.projection_group
+            ),
+        )
 
     async def on_stop(self) -> None:
         if self.hot_path is not None:
@@ -125,54 +160,63 @@ class WorkerRuntime(mode.Service):
             client_id="import-worker-hot-path",
         )
 
-    async def _until_ok(self, what: str, action: Any) -> Any:
-        delay = 0.2
-        while True:
-            try:
-                return await action()
-            except Exception:
-                if self.should_stop:
-                    raise
-                log.warning("could not %s; retrying in %.1fs", what, delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.failure_backoff_max_seconds)
+    async def _until_ok(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
+        """Start-up steps wait for their dependency; a shutdown meanwhile ends the wait."""
+        return await retry_until_done(
+            action,
+            what=what,
+            stop=self.stopping,
+            maximum=self.settings.failure_backoff_max_seconds,
+            logger=log,
+        )
 
-    async def project(self, entity: str, channel: str, value: bytes | None) -> None:
-        """Apply one policy/customer event; retried until the database takes it."""
+    async def project(
+        self, entity: str, channel: str, value: bytes | None, position: tuple[str, int, int]
+    ) -> None:
+        """Apply one policy/customer event; retried until the database takes it.
+
+        An outage is waited out (the event is never skipped because of one). An
+        event the database refuses for another reason can never be written:
+        waiting on it would hold back every later policy or customer change, and
+        later full-state events of the same aggregate replace it, so it is
+        skipped and counted.
+        """
         await self.ready.wait()
         state = parse_state(value, channel)
         if state is None:
             log.error("unreadable %s event skipped", entity)
             self.metrics.projected.labels(entity, "unreadable").inc()
-            return
-        projection = Projection(self._pool())
-        delay = 0.2
-        while True:
+        else:
+            projection = Projection(self._pool())
+
+            async def apply() -> bool:
+                if isinstance(state, PolicyState | PolicyDeleted):
+                    return await projection.apply_policy(state)
+                return await projection.apply_customer(state)
+
             try:
-                if entity == "policy":
-                    applied = await projection.apply_policy(state)  # type: ignore[arg-type]
-                else:
-                    applied = await projection.apply_customer(state)  # type: ignore[arg-type]
+                applied = await retry_until_done(
+                    apply,
+                    what=f"project a {entity} event",
+                    stop=self._projection_waits,
+                    retry_on=is_outage,
+                    maximum=self.settings.failure_backoff_max_seconds,
+                    logger=log,
+                )
                 self.metrics.projected.labels(entity, "applied" if applied else "stale").inc()
-                return
-            except Exception as exc:
-                if not is_transient(exc):
-                    # Not an outage: this event can never be written. Waiting on it would
-                    # hold back every later policy or customer change; later full-state
-                    # events of the same aggregate replace it.
-                    log.error("%s event refused by the database; skipped", entity, exc_info=True)
-                    self.metrics.projected.labels(entity, "refused").inc()
-                    return
-                log.warning("projection write failed; retrying", exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.failure_backoff_max_seconds)
+            except Exception:
+                log.error("%s event refused by the database; skipped", entity, exc_info=True)
+                self.metrics.projected.labels(entity, "refused").inc()
+        if self.catch_up is not None:
+            self.catch_up.projected(*position)
 
     def _pool(self) -> asyncpg.Pool:
         if self.pool is None:
             raise RuntimeError("the database pool is not open")
         return self.pool
 
-    async def readiness(self) -> dict[str, bool]:
+    async def readiness(self) -> tuple[dict[str, bool], str | None]:
+        """The checks of ``/readyz``, and why it is not ready (None when it is)."""
         db = False
         if self.pool is not None:
             try:
@@ -180,7 +224,23 @@ class WorkerRuntime(mode.Service):
             except Exception:
                 db = False
         hot = self.hot_path is not None and self.hot_path.healthy
-        return {"database": db, "hot_path": hot}
+        caught_up = self.catch_up is not None and self.catch_up.caught_up.is_set()
+        checks = {"database": db, "hot_path": hot, "projection_caught_up": caught_up}
+        reason = None
+        if self.catch_up is None:
+            reason = "starting"
+        elif not caught_up:
+            reason = f"the projection is catching up: {self.catch_up.progress()}"
+        elif not db:
+            reason = "the database is unavailable"
+        elif not hot:
+            reason = "the hot path is not running (waiting for the broker or the database)"
+        return checks, reason
+
+
+def projection_group(settings: WorkerSettings) -> str:
+    """The consumer group of the Faust projection agents (the Faust app id)."""
+    return f"{settings.worker_group_id}-projections"
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -215,7 +275,7 @@ def create_app(settings: WorkerSettings, topics: TopicNames | None = None) -> fa
     topics = topics or TopicNames()
     metrics = WorkerMetrics()
     app = faust.App(
-        f"{settings.worker_group_id}-projections",
+        projection_group(settings),
         broker=_broker_urls(settings.kafka_bootstrap_servers),
         store="memory://",
         autodiscover=False,
@@ -252,14 +312,20 @@ def create_app(settings: WorkerSettings, topics: TopicNames | None = None) -> fa
 
     @app.agent(policy_topic, concurrency=1)
     async def project_policies(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for value in stream:
-            await runtime.project("policy", "policy_events", value)
+        async for event in stream.events():
+            msg = event.message
+            await runtime.project(
+                "policy", "policy_events", event.value, (msg.topic, msg.partition, msg.offset)
+            )
             yield None
 
     @app.agent(customer_topic, concurrency=1)
     async def project_customers(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for value in stream:
-            await runtime.project("customer", "customer_events", value)
+        async for event in stream.events():
+            msg = event.message
+            await runtime.project(
+                "customer", "customer_events", event.value, (msg.topic, msg.partition, msg.offset)
+            )
             yield None
 
     @app.page("/healthz")
@@ -268,11 +334,11 @@ def create_app(settings: WorkerSettings, topics: TopicNames | None = None) -> fa
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        checks = await runtime.readiness()
-        ok = all(checks.values())
-        return web.json(
-            {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
-        )
+        checks, reason = await runtime.readiness()
+        body: dict[str, Any] = {"status": "unavailable" if reason else "ok", "checks": checks}
+        if reason:
+            body["reason"] = reason
+        return web.json(body, status=503 if reason else 200)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

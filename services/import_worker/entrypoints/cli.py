@@ -13,7 +13,7 @@ SCHEMA = "import_worker"
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Import worker (CONTRACT.md section 3)."""
+    """Import worker (docs/contract.md §3)."""
 
 
 @main.command()

@@ -1,13 +1,14 @@
 """The ``account.discovered`` hot path: a batched aiokafka consumer run as a mode service.
 
-Per loop: fetch a batch, hand it to the :class:`BatchEngine`, then commit the
-batch's offsets. One batch is in flight at a time (back-pressure is the
-consumer itself). If PostgreSQL or the broker fails, the same batch is retried
-with back-off and nothing is committed meanwhile. A rebalance waits for the
-batch in flight to finish (or abandons it, uncommitted) before partitions go.
-A batch that fails for another reason than an outage is handed to the
-:class:`PoisonIsolator`, which dead-letters the records at fault and lets the
-rest through.
+Nothing is fetched until the start-up ``gate`` opens (the projection has caught
+up with the policy and customer topics). Then, per loop: fetch a batch, hand it
+to the :class:`BatchEngine`, then commit the batch's offsets. One batch is in
+flight at a time (back-pressure is the consumer itself). If PostgreSQL or the
+broker fails, the same batch is retried with back-off and nothing is committed
+meanwhile. A rebalance waits for the batch in flight to finish (or abandons it,
+uncommitted) before partitions go. A batch that fails for another reason than
+an outage is handed to the :class:`PoisonIsolator`, which dead-letters the
+records at fault and lets the rest through.
 
 The retry topic is a durable delay queue: a record not yet due makes the
 consumer seek back to it and pause that partition until it is, so waiting
@@ -30,6 +31,7 @@ from services.import_worker.metrics import WorkerMetrics
 from services.import_worker.service_layer.engine import BatchEngine, BatchResult
 from services.import_worker.service_layer.isolation import Abandoned, IsTransient, PoisonIsolator
 from services.infra.failures import is_transient as infrastructure_failure
+from services.infra.retry import ShutdownRequested, StopSignal, retry_until_done
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class DiscoveryConsumer(mode.Service):
         backoff_max: float = 10.0,
         drain_timeout: float = 5.0,
         is_transient: IsTransient = infrastructure_failure,
+        gate: asyncio.Event | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,6 +114,7 @@ class DiscoveryConsumer(mode.Service):
         self.backoff_max = backoff_max
         self.drain_timeout = drain_timeout
         self.is_transient = is_transient
+        self.gate = gate
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight = asyncio.Lock()
         self._abandon = False
@@ -157,6 +161,11 @@ class DiscoveryConsumer(mode.Service):
             if consumer is None:
                 await self.sleep(0.1)
                 continue
+            if self.gate is not None and not self.gate.is_set():
+                # Start-up: nothing is decided before the projection has caught up.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.gate.wait(), timeout=0.1)
+                continue
             self._resume_due(consumer)
             try:
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
@@ -192,29 +201,38 @@ class DiscoveryConsumer(mode.Service):
         """The engine's result; on failure back off and retry the same batch.
 
         An outage is waited out; any other failure makes the next attempt go
-        through the isolator, which dead-letters the records at fault.
+        through the isolator, which dead-letters the records at fault. None when
+        the batch was given up (a stop, or a rebalance took its partitions).
         """
-        delay = 0.1
         isolate = False
-        while True:
-            try:
-                if isolate:
-                    result = await self._isolator().process(records)
-                else:
-                    result = await self.engine.process(records)
-                self.healthy = True
-                return result
-            except Abandoned:
-                return None
-            except Exception as exc:
-                self.healthy = False
-                isolate = not self.is_transient(exc)
-                self.metrics.failures.labels(type(exc).__name__).inc()
-                log.warning("batch failed; retrying in %.1fs", delay, exc_info=True)
-                await self.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
-                if self.should_stop or self._abandon:
-                    return None
+
+        def failed(exc: BaseException) -> None:
+            nonlocal isolate
+            self.healthy = False
+            isolate = not self.is_transient(exc)
+            self.metrics.failures.labels(type(exc).__name__).inc()
+
+        async def attempt() -> BatchResult:
+            if isolate:
+                result = await self._isolator().process(records)
+            else:
+                result = await self.engine.process(records)
+            self.healthy = True
+            return result
+
+        try:
+            return await retry_until_done(
+                attempt,
+                what="process a batch",
+                stop=StopSignal(lambda: self.should_stop or self._abandon, sleep=self.sleep),
+                retry_on=lambda exc: not isinstance(exc, Abandoned),
+                initial=0.1,
+                maximum=self.backoff_max,
+                on_failure=failed,
+                logger=log,
+            )
+        except (Abandoned, ShutdownRequested):
+            return None
 
     def _isolator(self) -> PoisonIsolator:
         return PoisonIsolator(

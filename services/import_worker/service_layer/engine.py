@@ -46,6 +46,18 @@ from services.import_worker.service_layer.ports import (
 )
 
 _CT_HEADER = ("content-type", CONTENT_TYPE.encode())
+DETAIL_HEADER_BYTES = 2000  # docs/contract.md §2: x-error-detail is at most this long
+
+
+def utf8_cut(text: str, limit: int) -> bytes:
+    """``text`` as UTF-8, at most ``limit`` bytes, never splitting a character.
+
+    Lone surrogates (which cannot be encoded) become ``?``.
+    """
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode("utf-8", "ignore").encode("utf-8")
 
 
 @dataclass
@@ -104,7 +116,7 @@ class BatchEngine:
         out: list[OutMessage] = []
         parsed: list[tuple[InRecord, DiscoveredEvent]] = []
         for record in records:
-            event = parse(record.value)
+            event = parse(record.value, record.headers)
             if isinstance(event, Rejected):
                 out.append(self._dead_letter(record, event, result))
             else:
@@ -202,16 +214,16 @@ class BatchEngine:
     ) -> BatchResult:
         """Dead-letter one record that fails on its own (see ``service_layer/isolation``).
 
-        CONTRACT.md names no reason for a readable record the worker cannot
-        process; ``invalid_data`` is the closest of its five, and the detail
-        starts with ``processing failed:`` so operators can tell the two apart.
+        The record was readable and valid; the worker failed on it for a reason
+        of its own (a bug), so the reason is ``processing_failed`` and the
+        detail names the error.
         """
         result = BatchResult()
         detail = f"processing failed: {type(error).__name__}: {error}"
         if not with_value:
             detail = f"value dropped: the dead letter could not be sent with it; {detail}"
             record = dataclasses.replace(record, value=None)
-        why = Rejected(Reason.INVALID_DATA, detail)
+        why = Rejected(Reason.PROCESSING_FAILED, detail)
         await self.publisher.publish([self._dead_letter(record, why, result)])
         return result
 
@@ -279,10 +291,11 @@ class BatchEngine:
             record.value,
             [
                 ("x-error-reason", why.reason.value.encode()),
-                ("x-error-detail", why.detail.encode("utf-8", "replace")[:2000]),
+                ("x-error-detail", utf8_cut(why.detail, DETAIL_HEADER_BYTES)),
                 ("x-original-topic", origin.topic.encode()),
                 ("x-original-partition", str(origin.partition).encode()),
                 ("x-original-offset", str(origin.offset).encode()),
+                *_passed_on(record.headers),
             ],
         )
 
@@ -304,8 +317,28 @@ class BatchEngine:
                 ("x-original-topic", origin.topic.encode()),
                 ("x-original-partition", str(origin.partition).encode()),
                 ("x-original-offset", str(origin.offset).encode()),
+                *_passed_on(record.headers),
             ],
         )
+
+
+# Headers this worker sets on retries and dead letters; any other header of the
+# record (a binary-mode event's ce_* attributes, content-type) travels with it.
+_OWN_HEADERS = frozenset(
+    {
+        "x-attempt",
+        "x-not-before",
+        "x-error-reason",
+        "x-error-detail",
+        "x-original-topic",
+        "x-original-partition",
+        "x-original-offset",
+    }
+)
+
+
+def _passed_on(headers: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    return [(k, v) for k, v in headers if k not in _OWN_HEADERS]
 
 
 class ImportedKeys:

@@ -10,8 +10,21 @@ Correctness rests on three choices:
   A crash in between re-publishes the same event (same CloudEvents id); the
   aggregate's ``version`` lets consumers ignore the repeat.
 * One relay publishes at a time: a session-level advisory lock, held on the
-  relay's own connection. Other replicas wait on standby and take over when
-  that connection (or its process) dies.
+  relay's own connection, which is also the connection it reads and marks
+  rows on. Other replicas wait on standby and take over when that
+  connection (or its process) dies. The connection asks the server for TCP
+  keepalives (``tcp_keepalives_*``, ``tcp_user_timeout``), so a leader that
+  vanished without closing its socket (a crashed host, a partition) loses
+  the lock in seconds rather than after the kernel's two-hour default; and
+  every statement has a timeout, so a leader whose server went silent stops
+  at its next statement instead of hanging.
+
+The residual window: a batch the leader had already handed to the broker
+when its connection failed is not marked published, so the next leader
+sends it again. Those duplicates carry the same CloudEvents ids and
+versions; each key's first occurrences stay in order (a key's rows of one
+batch travel in one produce request), and consumers' version guards drop
+the repeats.
 
 NOTIFY wakes it promptly; polling is the fallback, so a lost notification
 only delays, never loses.
@@ -28,7 +41,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.infra.failures import is_outage
 from services.infra.kafka_admin import ensure_topics
+from services.infra.retry import ShutdownRequested, StopSignal, retry_until_done
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +70,26 @@ class RelayConfig:
     request_timeout_ms: int = 10_000
     topics: tuple[str, ...] = ()
     partitions: int = 8
+    statement_timeout: float = 10.0
+    keepalive_seconds: int = 5
+
+
+def leadership_settings(keepalive_seconds: int) -> dict[str, str]:
+    """Server settings of the lock's connection: notice a vanished client in seconds.
+
+    The server probes an idle connection after ``keepalive_seconds``, then every
+    ``keepalive_seconds / 2`` (at least 1 s), three times, and gives up on
+    unacknowledged data after about the same time; on a dead client it then
+    ends the session and so releases the advisory lock. (Ignored on Unix sockets,
+    where the kernel reports a dead peer at once.)
+    """
+    interval = max(1, keepalive_seconds // 2)
+    return {
+        "tcp_keepalives_idle": str(keepalive_seconds),
+        "tcp_keepalives_interval": str(interval),
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": str((keepalive_seconds + 3 * interval) * 1000),
+    }
 
 
 class RelayMetrics:
@@ -110,24 +145,40 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        """Hold the lock and publish; on any failure back off and start over."""
-        backoff = 0.2
+        """Hold the lock and publish; on any failure back off and start over, until stopped."""
+        stop = StopSignal(event=self._stopping)
         while not self._stopping.is_set():
             try:
-                await self._session()
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.metrics.failures.inc()
-                log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await retry_until_done(
+                    self._session,
+                    what="run the outbox relay",
+                    stop=stop,
+                    on_failure=self._failed,
+                    logger=log,
+                )
+            except ShutdownRequested:
+                return
             finally:
                 self.metrics.leader.set(0)
 
+    def _failed(self, exc: BaseException) -> None:
+        self.metrics.leader.set(0)
+        self.metrics.failures.inc()
+        if not is_outage(exc):
+            log.error("outbox relay failed on something other than an outage", exc_info=exc)
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.config.dsn,
+            timeout=self.config.statement_timeout,
+            command_timeout=self.config.statement_timeout,
+            server_settings=leadership_settings(self.config.keepalive_seconds),
+        )
+        return conn
+
     async def _session(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.config.dsn)
+        """One connection: wait for the lock, then publish until stopped or it fails."""
+        conn = await self._connect()
         producer: AIOKafkaProducer | None = None
         try:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
@@ -153,36 +204,52 @@ class OutboxRelay:
                 if sent < self.config.batch_size:
                     await self._sleep(self.config.poll_interval)
         finally:
+            self.metrics.leader.set(0)
             if producer is not None:
                 with contextlib.suppress(Exception):
-                    await producer.stop()
+                    await asyncio.wait_for(producer.stop(), timeout=self.config.statement_timeout)
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
     async def publish_once(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        """Publish one batch of committed rows; mark them only once all are acked."""
+        """Publish one batch of committed rows; mark them only once all are acked.
+
+        The rows are locked (``FOR UPDATE``) before anything is sent, in the
+        transaction that marks them: a database that refuses writes (read-only
+        after a failover, a full disk) refuses the lock, so nothing is sent
+        that could not be marked, instead of the same batch being re-sent at
+        every retry for as long as the database stays read-only.
+        """
         self._wake.clear()
         rows = await conn.fetch(_FETCH, self.config.batch_size)
         if rows:
-            # Before too: a send into a topic the broker lost is acked and dropped, and
-            # the rows of a batch that half landed would be re-sent behind newer ones.
-            await self._topics_exist(producer, {row["topic"] for row in rows})
-            futures = [
-                await producer.send(
-                    row["topic"],
-                    value=bytes(row["value"]),
-                    key=row["key"].encode(),
-                    headers=[(k, str(v).encode()) for k, v in json.loads(row["headers"]).items()],
+            ids = [row["id"] for row in rows]
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT 1 FROM policy_service.outbox WHERE id = ANY($1::bigint[]) FOR UPDATE",
+                    ids,
                 )
-                for row in rows
-            ]
-            await asyncio.gather(*futures)
-            await self._topics_exist(producer, {row["topic"] for row in rows})
-            await conn.execute(
-                "UPDATE policy_service.outbox SET published_at = clock_timestamp()"
-                " WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
-            )
+                # Before too: a send into a topic the broker lost is acked and dropped, and
+                # the rows of a batch that half landed would be re-sent behind newer ones.
+                await self._topics_exist(producer, {row["topic"] for row in rows})
+                futures = [
+                    await producer.send(
+                        row["topic"],
+                        value=bytes(row["value"]),
+                        key=row["key"].encode(),
+                        headers=[
+                            (k, str(v).encode()) for k, v in json.loads(row["headers"]).items()
+                        ],
+                    )
+                    for row in rows
+                ]
+                await asyncio.gather(*futures)
+                await self._topics_exist(producer, {row["topic"] for row in rows})
+                await conn.execute(
+                    "UPDATE policy_service.outbox SET published_at = clock_timestamp()"
+                    " WHERE id = ANY($1::bigint[])",
+                    ids,
+                )
             self.metrics.published.inc(len(rows))
             for row in rows:
                 self.metrics.lag.observe(float(row["age"]))

@@ -353,7 +353,10 @@ class Repository:
             """INSERT INTO policy_service.customers
                (id, partner_id, name, psa_provider, psa_company_id, doc_provider,
                 doc_organization_id, version, created_by, updated_by)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)""",
+               VALUES ($1, $2, $3, $4, $5, $6, $7,
+                       COALESCE((SELECT t.version FROM policy_service.customer_tombstones t
+                                 WHERE t.id = $1), 0) + 1,
+                       $8, $8)""",
             customer_id,
             partner_id,
             name,
@@ -362,6 +365,10 @@ class Repository:
             documentation.provider.value if documentation else None,
             documentation.organization_id if documentation else None,
             actor,
+        )
+        # The live row carries the sequence on from here.
+        await self.conn.execute(
+            "DELETE FROM policy_service.customer_tombstones WHERE id = $1", customer_id
         )
 
     async def update_customer(
@@ -384,12 +391,22 @@ class Repository:
         )
 
     async def delete_customer(self, customer_id: uuid.UUID) -> list[uuid.UUID]:
-        """Remove a customer; return the policies it was assigned to."""
+        """Remove a customer, leaving a tombstone with the removal's version (the
+        current one + 1); return the policies it was assigned to."""
         rows = await self.conn.fetch(
             "SELECT policy_id FROM policy_service.assignments WHERE customer_id = $1",
             customer_id,
         )
-        await self.conn.execute("DELETE FROM policy_service.customers WHERE id = $1", customer_id)
+        await self.conn.execute(
+            """WITH gone AS (
+                   DELETE FROM policy_service.customers WHERE id = $1
+                   RETURNING id, partner_id, version)
+               INSERT INTO policy_service.customer_tombstones (id, partner_id, version)
+               SELECT id, partner_id, version + 1 FROM gone
+               ON CONFLICT (id) DO UPDATE SET partner_id = EXCLUDED.partner_id,
+                   version = EXCLUDED.version, removed_at = now()""",
+            customer_id,
+        )
         return [r["policy_id"] for r in rows]
 
     async def bump_customers(self, ids: Sequence[uuid.UUID], actor: str) -> None:

@@ -68,7 +68,7 @@ class PolicyCreate(Body):
         if account_type is None:  # invalid, and reported as such
             return value
         # Strict: a JSON boolean only, never "yes", 0 or "off" read as one.
-        return options_model_for(account_type).model_validate(value, strict=True)
+        return options_model_for(account_type).model_validate(value, strict=True, extra="forbid")
 
 
 _FLAG = {"type": ["boolean", "null"]}

@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from schemas.jsonschema_tools import reachable, set_additional_properties
 from services.policy_service.api.models import Problem
 from services.policy_service.api.routes import ROUTES, Route
 
@@ -33,8 +34,10 @@ def build_openapi(version: str) -> dict[str, Any]:
     refs, defs = models_json_schema(keys, ref_template="#/components/schemas/{model}")
 
     schemas = defs.get("$defs", {})
-    for name in _reachable([refs[(r.body, "validation")] for r in ROUTES if r.body], schemas):
+    for name in reachable([refs[(r.body, "validation")] for r in ROUTES if r.body], schemas):
         _no_nul(schemas[name])  # request bodies only: a problem may quote what was sent
+        # Request bodies are validated with extra="forbid" (request.py), nested objects too.
+        set_additional_properties(schemas[name], False)
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
@@ -44,7 +47,7 @@ def build_openapi(version: str) -> dict[str, Any]:
             "title": "Import policy service",
             "version": version,
             "description": "Automatic Import Options Policies and customers of an MSP "
-            "(CONTRACT.md section 4). Errors are RFC 9457 problem JSON.",
+            "(docs/contract.md §4). Errors are RFC 9457 problem JSON.",
         },
         "paths": paths,
         "components": {
@@ -58,24 +61,6 @@ def build_openapi(version: str) -> dict[str, Any]:
 
 _NO_NUL = "^[^\\u0000]*$"
 _NO_TEXT = ("uuid", "date-time")
-
-
-def _reachable(roots: list[Any], schemas: dict[str, Any]) -> set[str]:
-    """Names of the component schemas that ``roots`` refer to, directly or not."""
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            name = ref.rpartition("/")[2] if isinstance(ref, str) else ""
-            if name in schemas and name not in seen:
-                seen.add(name)
-                stack.append(schemas[name])
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return seen
 
 
 def _no_nul(node: Any) -> None:

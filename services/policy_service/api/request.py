@@ -53,7 +53,7 @@ async def json_body(request: web.Request, model: type[ModelT]) -> ModelT:
             422, "Unprocessable Content", f"{len(nul)} invalid field(s)", "validation", nul
         )
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, extra="forbid")
     except ValidationError as exc:
         problems = validation_problems(exc)
         raise RequestProblem(

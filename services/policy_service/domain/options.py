@@ -29,4 +29,4 @@ def patch_options(
     Strict, as the JSON it comes from: only JSON booleans are booleans.
     """
     merged = merge_patch(current.model_dump(mode="json"), patch)
-    return options_model_for(account_type).model_validate(merged, strict=True)
+    return options_model_for(account_type).model_validate(merged, strict=True, extra="forbid")

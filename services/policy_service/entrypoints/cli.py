@@ -27,7 +27,7 @@ def _settings() -> PolicyServiceSettings:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Import policy service (CONTRACT.md section 4)."""
+    """Import policy service (docs/contract.md §4)."""
 
 
 @main.command()

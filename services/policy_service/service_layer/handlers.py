@@ -1,7 +1,7 @@
 """The policy service's use cases: each one unit of work, rules first.
 
-Handlers take parsed request models and the principal, enforce CONTRACT.md
-section 1, and return aggregate state. They know nothing of HTTP.
+Handlers take parsed request models and the principal, enforce docs/contract.md
+§1, and return aggregate state. They know nothing of HTTP.
 """
 
 import contextlib

@@ -1,4 +1,4 @@
-"""At-least-once with no loss (CONTRACT.md section 3, Delivery): the worker is SIGKILLed
+"""At-least-once with no loss (docs/contract.md §3, Delivery): the worker is SIGKILLed
 twice while it works through thousands of discoveries and restarted each time. In the end
 every account is decided (an imported one exactly once), every command is on the wire
 (duplicates are identical copies), the ledger is exact and every input offset committed."""

@@ -1,4 +1,4 @@
-"""Bad input and unknown customers (CONTRACT.md section 3): dead-lettered with the original
+"""Bad input and unknown customers (docs/contract.md §3): dead-lettered with the original
 bytes and the five ``x-*`` headers, retried with back-off first where that can help, and
 the worker keeps going."""
 
@@ -188,7 +188,7 @@ async def test_a_customer_the_worker_cannot_read_stalls_nothing_but_its_own_reco
     [dead] = await harness.reader.wait_for(
         lambda _: dead_letter_of(harness, landed), "the poison record in the DLQ"
     )
-    assert dead.header("x-error-reason") == "invalid_data"
+    assert dead.header("x-error-reason") == "processing_failed"
     assert dead.header("x-error-detail").startswith("processing failed: ValidationError")
     assert dead.value == poison.model_dump_json().encode()
     assert harness.reader.caused_by(str(poison.id)) == []

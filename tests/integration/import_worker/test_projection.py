@@ -1,5 +1,5 @@
 """The worker's projection of policy and customer events: versions guard every write, so
-an older event arriving late never overwrites a newer state (CONTRACT.md section 2)."""
+an older event arriving late never overwrites a newer state (docs/contract.md §2)."""
 
 import asyncpg
 import pytest

@@ -1,4 +1,4 @@
-"""CONTRACT.md section 3 end to end: policy and customer events in, commands and decisions
+"""docs/contract.md §3 end to end: policy and customer events in, commands and decisions
 out, through a real ``import-worker run`` process, the broker and PostgreSQL."""
 
 import json
@@ -53,7 +53,7 @@ MODELS: dict[str, type[Command]] = {
 
 
 def check_envelope(h: Harness, out: Out, event: CloudEvent[DiscoveredAccount]) -> None:
-    """The fields every command and decision must carry (CONTRACT.md section 2)."""
+    """The fields every command and decision must carry (docs/contract.md §2)."""
     key = key_of(event.partnerid, event.data)
     env = out.envelope
     assert out.key == key.encode()

@@ -1,4 +1,4 @@
-"""Bad input is refused with the right 4xx and problem JSON, never a 500 (CONTRACT.md section 4)."""
+"""Bad input is refused with the right 4xx and problem JSON, never a 500 (docs/contract.md §4)."""
 
 import base64
 import io

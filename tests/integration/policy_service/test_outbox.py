@@ -1,4 +1,4 @@
-"""Events on the bus through the transactional outbox (CONTRACT.md section 2)."""
+"""Events on the bus through the transactional outbox (docs/contract.md §2)."""
 
 import asyncio
 import json

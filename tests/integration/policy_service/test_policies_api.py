@@ -1,4 +1,4 @@
-"""Policies and customers through the HTTP API (CONTRACT.md sections 1 and 4)."""
+"""Policies and customers through the HTTP API (docs/contract.md §§1 and 4)."""
 
 import asyncio
 import uuid

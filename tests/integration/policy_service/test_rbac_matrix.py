@@ -1,4 +1,4 @@
-"""Who may do what (CONTRACT.md section 1): every /v1 route x every role x own / other partner,
+"""Who may do what (docs/contract.md §1): every /v1 route x every role x own / other partner,
 and every way a token can be unusable (401)."""
 
 import time

@@ -1,6 +1,6 @@
 """Builders for the engine tests: customers, policies, discovered records, checks.
 
-Expected values are written from CONTRACT.md (topic names, header names,
+Expected values are written from docs/contract.md (topic names, header names,
 reasons), not taken from the code under test.
 """
 
@@ -35,7 +35,7 @@ SOURCE = "/import-worker"
 END_USER, ADMIN = AccountType.END_USER, AccountType.ADMINISTRATOR
 AD, ENTRA, LOCAL = Directory.ACTIVE_DIRECTORY, Directory.ENTRA_ID, Directory.LOCAL
 
-# CONTRACT.md section 2: the topic (default name) of every type the worker sends.
+# docs/contract.md §2: the topic (default name) of every type the worker sends.
 TOPIC_OF = {
     "psa.contact.link": "commands.psa",
     "documentation.password.link": "commands.documentation",

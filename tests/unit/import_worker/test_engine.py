@@ -1,6 +1,6 @@
 """``BatchEngine.process`` at the message level: rules, envelopes, decisions, ledger.
 
-CONTRACT.md sections 2 and 3, through in-memory fakes of the ports.
+docs/contract.md §§2 and 3, through in-memory fakes of the ports.
 Dead letters and retries: ``test_engine_dlq.py``; failures: ``test_engine_delivery.py``.
 """
 

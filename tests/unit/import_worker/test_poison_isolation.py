@@ -89,12 +89,12 @@ async def test_one_poison_record_goes_to_the_dlq_and_the_rest_are_decided_in_ord
     result = await isolator(engine).process(records)
 
     assert result.decided == {"imported": 9}
-    assert result.dead_letters == {"invalid_data": 1}
+    assert result.dead_letters == {"processing_failed": 1}
     assert decided_offsets(publisher) == [0, 1, 2, 3, 4, 5, 7, 8, 9]
     [dead] = [m for m in publisher.sent if m.topic == DLQ]
     assert dead.value == records[6].value  # the original bytes
     h = headers(dead)
-    assert h["x-error-reason"] == "invalid_data"
+    assert h["x-error-reason"] == "processing_failed"
     assert h["x-error-detail"] == "processing failed: KeyError: 'surprise'"
     assert (h["x-original-topic"], h["x-original-partition"], h["x-original-offset"]) == (
         "account.discovered", "0", "6",
@@ -107,7 +107,7 @@ async def test_several_poison_records_are_each_dead_lettered() -> None:
 
     result = await isolator(engine).process(records)
 
-    assert result.dead_letters == {"invalid_data": 4}
+    assert result.dead_letters == {"processing_failed": 4}
     dead = [
         json.loads(m.value or b"")["data"]["external_id"] for m in publisher.sent if m.topic == DLQ
     ]
@@ -131,7 +131,7 @@ async def test_a_record_gets_exactly_the_attempts_configured_before_the_dlq() ->
 
     result = await isolator(engine, attempts=3).process(records)
 
-    assert result.dead_letters == {"invalid_data": 1}
+    assert result.dead_letters == {"processing_failed": 1}
     assert decided_offsets(publisher) == []
 
 
@@ -170,7 +170,7 @@ async def test_the_hot_path_lets_a_batch_with_a_poison_record_through() -> None:
     result = await svc._process_until_done(records)
 
     assert result is not None
-    assert result.dead_letters == {"invalid_data": 1}
+    assert result.dead_letters == {"processing_failed": 1}
     assert decided_offsets(publisher) == [0, 1, 2, 4]
 
 
@@ -233,7 +233,7 @@ async def test_a_dead_letter_the_broker_refuses_is_sent_without_its_value() -> N
 
     result = await isolator(engine).process(records)
 
-    assert result.dead_letters == {"invalid_data": 1}
+    assert result.dead_letters == {"processing_failed": 1}
     [dead] = [m for m in publisher.sent if m.topic == DLQ]
     assert dead.value is None
     assert headers(dead)["x-error-detail"].startswith("value dropped:")
