@@ -11,7 +11,17 @@ from typing import cast
 
 from pydantic import BaseModel
 
-from schemas import commands, customer, decision, discovery, policy
+from schemas import (
+    agent_requests,
+    commands,
+    customer,
+    decision,
+    discovery,
+    integrations,
+    passwords,
+    policy,
+    results,
+)
 from schemas.envelope import CausedEvent, CloudEvent, InboundEvent
 
 
@@ -117,6 +127,38 @@ CHANNELS: tuple[Channel, ...] = (
         "with headers x-error-reason, x-error-detail, x-original-topic, "
         "x-original-partition, x-original-offset.",
     ),
+    Channel(
+        "integration_events",
+        "<partner_id>:<provider>",
+        "policy service",
+        "Each partner's integrations, credentials as AES-256-GCM ciphertext (compactable).",
+    ),
+    Channel(
+        "command_results",
+        "account key",
+        "handlers",
+        "How each command ended: command.succeeded (outcome) or command.failed (reason).",
+    ),
+    Channel(
+        "account_passwords",
+        "account key",
+        "discovery agents, the platform",
+        "An account's password changed; the password as AES-256-GCM ciphertext only.",
+    ),
+    Channel(
+        "commands_dlq",
+        "as received",
+        "handlers",
+        "Commands the handlers could not read: the original bytes, with headers "
+        "x-error-reason, x-error-detail, x-original-topic, x-original-partition, "
+        "x-original-offset.",
+    ),
+    Channel(
+        "agent_requests",
+        "account key",
+        "handlers",
+        "Requests to the discovery agents: rotate an enrolled account's password.",
+    ),
 )
 
 DLQ_REASONS: tuple[str, ...] = (
@@ -185,6 +227,49 @@ MESSAGES: tuple[MessageSpec, ...] = (
         decision.DecisionRecorded,
         True,
         "The worker's decision for an account.",
+    ),
+    MessageSpec(
+        integrations.INTEGRATION_CONFIGURED,
+        "integration_events",
+        integrations.IntegrationConfigured,
+        False,
+        "An integration was configured or changed.",
+    ),
+    MessageSpec(
+        integrations.INTEGRATION_REMOVED,
+        "integration_events",
+        integrations.IntegrationRemoved,
+        False,
+        "An integration was removed.",
+    ),
+    MessageSpec(
+        results.COMMAND_SUCCEEDED,
+        "command_results",
+        results.CommandSucceeded,
+        True,
+        "A command did what it asked (outcome).",
+    ),
+    MessageSpec(
+        results.COMMAND_FAILED,
+        "command_results",
+        results.CommandFailed,
+        True,
+        "A command could not be carried out (reason).",
+    ),
+    MessageSpec(
+        passwords.PASSWORD_CHANGED,
+        "account_passwords",
+        passwords.PasswordChanged,
+        False,
+        "An account's password changed.",
+        inbound=True,
+    ),
+    MessageSpec(
+        agent_requests.ROTATION_REQUESTED,
+        "agent_requests",
+        agent_requests.RotationRequested,
+        False,
+        "An enrolled account's password is due for rotation.",
     ),
 )
 

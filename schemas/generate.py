@@ -84,7 +84,7 @@ def asyncapi_document() -> dict[str, Any]:
         }
     messages["dead_letter"] = {
         "name": "dead_letter",
-        "title": "Dead-lettered account.discovered message",
+        "title": "Dead-lettered message",
         "summary": "The original bytes as received, with why they were not acted on.",
         "headers": {
             "type": "object",
@@ -111,7 +111,7 @@ def asyncapi_document() -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for channel in CHANNELS:
         names = [spec.type for spec in MESSAGES if spec.channel == channel.name]
-        if channel.name == "account_discovered_dlq":
+        if channel.name.endswith("_dlq"):
             names = ["dead_letter"]
         channels[channel.name] = {
             "address": topics.channel(channel.name),

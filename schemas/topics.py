@@ -52,6 +52,26 @@ class TopicNames(BaseSettings):
         default="account.discovered.dlq",
         description="Topic: discovered accounts the worker could not act on, with the reason.",
     )
+    integration_events: str = Field(
+        default="integration.events",
+        description="Topic: each partner's integrations (credentials as ciphertext only).",
+    )
+    command_results: str = Field(
+        default="command.results",
+        description="Topic: how each command ended, reported by the handlers.",
+    )
+    account_passwords: str = Field(
+        default="account.passwords",
+        description="Topic: password changes of accounts (the password as ciphertext only).",
+    )
+    commands_dlq: str = Field(
+        default="commands.dlq",
+        description="Topic: commands the handlers could not read, with the reason.",
+    )
+    agent_requests: str = Field(
+        default="agent.requests",
+        description="Topic: requests to the discovery agents (password rotations).",
+    )
     partitions: int = Field(default=8, ge=1, le=10_000, description="Partitions of created topics.")
 
     def channel(self, channel: str) -> str:

@@ -325,7 +325,7 @@ def expected_topics() -> dict[str, str]:
     return topics
 
 
-COMPACTED_CHANNELS = ("policy_events", "customer_events")
+COMPACTED_CHANNELS = ("policy_events", "customer_events", "integration_events")
 
 
 def default_partitions() -> int:

@@ -57,7 +57,7 @@ def test_overlay_has_every_resource(overlay: str) -> None:
         "ScaledObject": 1,
         "PodDisruptionBudget": 2,
         "NetworkPolicy": 4,
-        "KafkaTopic": 12,
+        "KafkaTopic": 17,
     }
     # The Secret is the operator's: no kustomization renders one.
     assert "Secret" not in kinds

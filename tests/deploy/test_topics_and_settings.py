@@ -65,6 +65,11 @@ def test_contract_topics_are_the_ones_expected() -> None:
         "commands.identity",
         "import.decisions",
         "account.discovered.dlq",
+        "integration.events",
+        "command.results",
+        "account.passwords",
+        "commands.dlq",
+        "agent.requests",
         "import-worker.account.discovered.retry",
     }
 

@@ -35,6 +35,14 @@ CONTRACT_TOPICS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "import.decisions": ("account key", ("import.decision.recorded",)),
     "account.discovered.dlq": ("as received", ()),
+    "integration.events": (
+        "<partner_id>:<provider>",
+        ("integration.configured", "integration.removed"),
+    ),
+    "command.results": ("account key", ("command.succeeded", "command.failed")),
+    "account.passwords": ("account key", ("account.password.changed",)),
+    "commands.dlq": ("as received", ()),
+    "agent.requests": ("account key", ("rotation.requested",)),
 }
 COMMAND_TYPES = [
     t for topic, (_, ts) in CONTRACT_TOPICS.items() if topic.startswith("commands.") for t in ts

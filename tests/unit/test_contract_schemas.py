@@ -45,6 +45,12 @@ CONTRACT_TYPES = {
     "identity.self_service_reset.enable",
     "identity.m365_password_sync.enable",
     "import.decision.recorded",
+    "integration.configured",
+    "integration.removed",
+    "command.succeeded",
+    "command.failed",
+    "account.password.changed",
+    "rotation.requested",
 }
 
 # ---------------------------------------------------------------- examples
@@ -157,6 +163,24 @@ def _decision() -> dict:
     return _envelope("import.decision.recorded", _key(), data)
 
 
+def _result(type_: str, **extra: Any) -> dict:
+    command = str(command_id(_key(), "psa.contact.link"))
+    data = {
+        "command_id": command,
+        "command_type": "psa.contact.link",
+        "account_key": _key(),
+        "customer_id": CUSTOMER,
+        "provider": "connectwise",
+        "refs": [{"system": "connectwise", "kind": "contact", "id": "4711", "url": None}],
+        "detail": "linked",
+        "attempts": 1,
+        "finished_at": NOW,
+        **extra,
+    }
+    envelope = _envelope(type_, _key(), data)
+    return envelope | {"causationid": command, "correlationid": DISCOVERY_EVENT}
+
+
 EXAMPLES: dict[str, Callable[[], dict]] = {
     "import_policy.created": lambda: _policy("import_policy.created", 1),
     "import_policy.updated": lambda: _policy("import_policy.updated", 2),
@@ -198,6 +222,46 @@ EXAMPLES: dict[str, Callable[[], dict]] = {
     "identity.self_service_reset.enable": lambda: _command("identity.self_service_reset.enable"),
     "identity.m365_password_sync.enable": lambda: _command("identity.m365_password_sync.enable"),
     "import.decision.recorded": _decision,
+    "integration.configured": lambda: _envelope(
+        "integration.configured",
+        f"{PARTNER}:halo",
+        {
+            "partner_id": PARTNER,
+            "provider": "halo",
+            "base_url": "https://acme.halopsa.com",
+            "settings": {"requests_per_5_minutes": 300},
+            "enabled": True,
+            "version": 2,
+            "credentials_ciphertext": "bm9uY2Vub25jZW5vY2lwaGVydGV4dA==",
+        },
+    ),
+    "integration.removed": lambda: _envelope(
+        "integration.removed",
+        f"{PARTNER}:halo",
+        {"partner_id": PARTNER, "provider": "halo", "version": 3},
+    ),
+    "command.succeeded": lambda: _result(
+        "command.succeeded",
+        outcome="created",
+        contact={"email": "jane.doe@example.com", "phone": "+1 555 0100"},
+    ),
+    "command.failed": lambda: _result("command.failed", reason="ambiguous_match"),
+    "account.password.changed": lambda: _envelope(
+        "account.password.changed",
+        _key(),
+        {
+            "account_key": _key(),
+            "customer_id": CUSTOMER,
+            "changed_at": NOW,
+            "changed_by": "rotation",
+            "password_ciphertext": "bm9uY2Vub25jZW5vY2lwaGVydGV4dA==",
+        },
+    ),
+    "rotation.requested": lambda: _envelope(
+        "rotation.requested",
+        _key(),
+        {"account_key": _key(), "customer_id": CUSTOMER, "due_at": NOW, "interval_days": 90},
+    ),
 }
 ALL_TYPES = sorted(EXAMPLES)
 CAUSED_TYPES = [t for t in ALL_TYPES if BY_TYPE[t].caused]
@@ -373,7 +437,7 @@ def test_unknown_nested_option_is_ignored_by_readers() -> None:
 
 def test_only_inbound_data_schemas_allow_unknown_fields() -> None:
     inbound = {spec.type for spec in MESSAGES if spec.inbound}
-    assert inbound == {"account.discovered"}
+    assert inbound == {"account.discovered", "account.password.changed"}
     for spec in MESSAGES:
         schema = json.loads((SCHEMA_DIR / "json" / f"{spec.type}.json").read_text())
         data = schema["properties"]["data"]
