@@ -31,6 +31,7 @@ from services.infra.migrations import migrate
 from services.policy_service.api.auth import issue_token
 
 SECRET = "bench-secret-" + "x" * 32
+SECRETS_KEY = "YmVuY2gtc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q="  # base64 of 32 bytes
 BIN = Path(sys.executable).parent
 
 
@@ -111,6 +112,7 @@ async def main() -> None:
             "DATABASE_URL": pg.dsn(),
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
             "AUTH_JWT_SECRET": SECRET,
+            "SECRETS_KEY": SECRETS_KEY,
             "HTTP_PORT": str(port),
             "LOG_LEVEL": "WARNING",
             "RELAY_POLL_INTERVAL_SECONDS": "0.5",

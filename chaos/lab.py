@@ -33,7 +33,7 @@ from services.infra.migrations import migrate
 from services.policy_service.settings import PolicyServiceSettings
 from tests.integration.import_worker.support import Offsets, Reader
 from tests.integration.import_worker.worker import PARTITIONS, Worker, wait_until
-from tests.integration.policy_service.support import SECRET
+from tests.integration.policy_service.support import SECRET, SECRETS_KEY
 
 BIN = Path(sys.executable).parent
 MIGRATIONS = {
@@ -249,6 +249,8 @@ class PolicyProc:
                 "DATABASE_URL": self.database_url,
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "AUTH_JWT_SECRET": SECRET,
+                "SECRETS_KEY": SECRETS_KEY,
+                "INTEGRATIONS_ALLOW_PRIVATE": "true",
                 "HTTP_HOST": "127.0.0.1",
                 "HTTP_PORT": str(self.port),
                 "LOG_LEVEL": "WARNING",

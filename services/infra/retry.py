@@ -3,18 +3,20 @@
 The outbox relay, the worker's start-up, its projection and its hot path all
 retry work that failed because PostgreSQL or the broker is away. They share
 this helper so that they behave alike: exponential back-off with jitter
-(tenacity's ``wait_exponential_jitter``, so a fleet of replicas that lost the
-same database does not come back in lock step), capped, and interrupted at
+(as tenacity's ``wait_exponential_jitter``, so a fleet of replicas that lost
+the same database does not come back in lock step), capped, and interrupted at
 once by a shutdown: a process asked to stop while waiting for a dead broker
 stops, it does not finish its back-off first.
 """
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity.wait import wait_base
 
 T = TypeVar("T")
 
@@ -67,6 +69,25 @@ class StopSignal:
         raise ShutdownRequested
 
 
+class ExponentialJitter(wait_base):
+    """``initial * 2**(n-1)`` plus up to ``initial`` of jitter, capped at ``maximum``.
+
+    tenacity's ``wait_exponential_jitter`` with a random generator of its own: the
+    global one belongs to the program (and to Hypothesis, whose strategies must not
+    see it move under them from a background retry).
+    """
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._random = random.Random()
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exponent = min(retry_state.attempt_number - 1, 64)
+        wait = self.initial * 2**exponent + self._random.uniform(0, self.initial)
+        return float(min(wait, self.maximum))
+
+
 def _always(_: BaseException) -> bool:
     return True
 
@@ -105,7 +126,7 @@ async def retry_until_done(
         raise ShutdownRequested
     retrying = AsyncRetrying(
         sleep=stop.sleep,
-        wait=wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial),
+        wait=ExponentialJitter(initial, maximum),
         # Never a cancellation or an interrupt: only errors of the work itself.
         retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and retry_on(exc)),
         before_sleep=before_sleep,

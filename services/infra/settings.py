@@ -1,7 +1,9 @@
 """Settings every service reads (docs/contract.md §5), via pydantic-settings."""
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.infra.secrets import parse_key
 
 
 class CommonSettings(BaseSettings):
@@ -19,3 +21,25 @@ class CommonSettings(BaseSettings):
     )
     topic_partitions: int = Field(default=8, ge=1, description="Partitions of created topics.")
     log_level: str = Field(default="INFO", description="Log level; logs are JSON lines on stderr.")
+
+
+class SecretsSettings(BaseSettings):
+    """What the services that hold integration credentials read (policy service, handlers)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    secrets_key: SecretStr = Field(
+        description="base64 of 32 bytes: the AES-256-GCM key of credentials and passwords; "
+        "the policy service and the handlers are given the same. `make run` makes one."
+    )
+    integrations_allow_private: bool = Field(
+        default=False,
+        description="Let integrations point at private, loopback or link-local addresses "
+        "and plain http (the dev stack and tests set it, for the local simulators).",
+    )
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _a_key(cls, value: SecretStr) -> SecretStr:
+        parse_key(value.get_secret_value())  # raises without echoing the value
+        return value

@@ -51,6 +51,7 @@ class SettingsClass:
 
 SETTINGS_CLASSES: tuple[SettingsClass, ...] = (
     SettingsClass("services.infra.settings:CommonSettings", ("policy-service", "import-worker")),
+    SettingsClass("services.infra.settings:SecretsSettings", ("policy-service",)),
     SettingsClass("services.policy_service.settings:PolicyServiceSettings", ("policy-service",)),
     SettingsClass("services.import_worker.settings:WorkerSettings", ("import-worker",)),
     SettingsClass("schemas.topics:TopicNames", ("policy-service", "import-worker")),

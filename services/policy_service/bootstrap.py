@@ -9,21 +9,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from importlib.metadata import version
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import TopicNames
 from services.infra.kafka_admin import broker_reachable
+from services.infra.secrets import SecretBox
 from services.policy_service.adapters.database import Database
 from services.policy_service.adapters.relay import OutboxRelay, RelayConfig, RelayMetrics
+from services.policy_service.adapters.results_consumer import ResultsConfig, ResultsConsumer
 from services.policy_service.api.middleware import authentication, observability, problems
 from services.policy_service.api.openapi import build_openapi
 from services.policy_service.api.routes import ROUTES
 from services.policy_service.api.views import ReadyCheck, Views
 from services.policy_service.service_layer.handlers import PolicyService
+from services.policy_service.service_layer.integrations import IntegrationService
 from services.policy_service.settings import PolicyServiceSettings
 from services.policy_service.ui import mount_ui
 
@@ -47,8 +51,14 @@ def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None)
         max_size=settings.db_pool_max_size,
     )
     service = PolicyService(db, topics)
+    integrations = IntegrationService(
+        db,
+        topics,
+        SecretBox.from_setting(settings.secrets_key.get_secret_value()),
+        allow_private=settings.integrations_allow_private,
+    )
     ready = _readiness(db, settings)
-    views = Views(service, topics, registry, ready, build_openapi(app_version()))
+    views = Views(service, integrations, topics, registry, ready, build_openapi(app_version()))
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -71,22 +81,35 @@ def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None)
 
     app.cleanup_ctx.append(database)
     if settings.relay_enabled:
-        app.cleanup_ctx.append(_relay_ctx(settings, topics, registry))
+        relay = build_relay(settings, topics, registry)
+        app[RELAY] = relay
+        app.cleanup_ctx.append(_background("outbox-relay", relay.run, relay.stop))
+    if settings.results_consumer_enabled:
+        results = ResultsConsumer(
+            ResultsConfig(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=topics.command_results,
+                group_id=settings.results_group_id,
+            ),
+            db,
+            registry,
+        )
+        app.cleanup_ctx.append(_background("command-results", results.run, results.stop))
     return app
 
 
-def _relay_ctx(
-    settings: PolicyServiceSettings, topics: TopicNames, registry: CollectorRegistry
+def _background(
+    name: str, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], None]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
-        relay = build_relay(settings, topics, registry)
-        app[RELAY] = relay
-        task = asyncio.create_task(relay.run(), name="outbox-relay")
-        task.add_done_callback(_report_relay_end)
+    """A loop of the application's lifetime: started after the pool, stopped before it."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(), name=name)
+        task.add_done_callback(_report_end(name))
         try:
             yield
         finally:
-            relay.stop()
+            stop()
             try:
                 await asyncio.wait_for(task, timeout=10)
             except TimeoutError:
@@ -94,13 +117,15 @@ def _relay_ctx(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    return relay_ctx
+    return ctx
 
 
-def _report_relay_end(task: "asyncio.Task[None]") -> None:
-    """The relay only ends when stopped; anything else would silently stop publishing."""
-    if not task.cancelled() and task.exception() is not None:
-        log.critical("the outbox relay died; nothing is published", exc_info=task.exception())
+def _report_end(name: str) -> Callable[["asyncio.Task[None]"], None]:
+    def report(task: "asyncio.Task[None]") -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("%s died", name, exc_info=task.exception())
+
+    return report
 
 
 def build_relay(
@@ -114,7 +139,7 @@ def build_relay(
             batch_size=settings.relay_batch_size,
             retention_hours=settings.outbox_retention_hours,
             request_timeout_ms=settings.kafka_request_timeout_ms,
-            topics=(topics.policy_events, topics.customer_events),
+            topics=(topics.policy_events, topics.customer_events, topics.integration_events),
             partitions=topics.partitions,
         ),
         RelayMetrics(registry),

@@ -2,10 +2,10 @@
 
 from pydantic import Field, SecretStr
 
-from services.infra.settings import CommonSettings
+from services.infra.settings import CommonSettings, SecretsSettings
 
 
-class PolicyServiceSettings(CommonSettings):
+class PolicyServiceSettings(CommonSettings, SecretsSettings):
     """Everything the policy service reads from its environment."""
 
     auth_jwt_secret: SecretStr = Field(
@@ -45,4 +45,11 @@ class PolicyServiceSettings(CommonSettings):
     )
     kafka_request_timeout_ms: int = Field(
         default=10_000, ge=100, description="Outbox relay: producer request timeout."
+    )
+    results_consumer_enabled: bool = Field(
+        default=True,
+        description="Consume command.results in-process (integration status, accounts).",
+    )
+    results_group_id: str = Field(
+        default="policy-service-results", description="Consumer group of command.results."
     )

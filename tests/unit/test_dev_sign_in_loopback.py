@@ -118,7 +118,8 @@ def test_is_loopback_peer(peer: Any, local: bool) -> None:
 def test_services_listen_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HTTP_HOST", raising=False)
     monkeypatch.delenv("WORKER_HTTP_HOST", raising=False)
-    assert PolicyServiceSettings(auth_jwt_secret=SECRET).http_host == "127.0.0.1"
+    settings = PolicyServiceSettings(auth_jwt_secret=SECRET, secrets_key="A" * 43 + "=")
+    assert settings.http_host == "127.0.0.1"
     assert WorkerSettings().worker_http_host == "127.0.0.1"
 
 

@@ -38,6 +38,7 @@ from services.infra.devstack.procs import pid_alive
 from services.infra.devstack.summary import ServiceState, StackInfo, render_summary
 from services.infra.devstack.tokens import make_token, new_secret
 from services.infra.kafka_admin import broker_reachable, ensure_topics
+from services.infra.secrets import new_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,6 +83,9 @@ def service_environment(
         DATABASE_URL=database_url,
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         AUTH_JWT_SECRET=secret,
+        SECRETS_KEY=base.get("SECRETS_KEY") or dev_secrets_key(config.data_dir),
+        # The demo integrations point at the local simulators, over plain http.
+        INTEGRATIONS_ALLOW_PRIVATE="true",
         HTTP_HOST=LOOPBACK,
         HTTP_PORT=str(config.http_port),
         WORKER_HTTP_HOST=LOOPBACK,
@@ -89,6 +93,20 @@ def service_environment(
         DEV_MODE="1",
     )
     return env
+
+
+def dev_secrets_key(data_dir: Path) -> str:
+    """The dev stack's ``SECRETS_KEY``, kept in ``<data-dir>/secrets_key`` (mode 0600):
+    the credentials stored in the dev database must still open after a restart."""
+    path = data_dir.resolve() / "secrets_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = new_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
 
 
 class DevStack:

@@ -15,9 +15,11 @@ import asyncpg
 
 from schemas.customer import CustomerState, PolicyAssignment
 from schemas.enums import AccountType
+from schemas.integrations import Provider
 from schemas.mappings import DocumentationMapping, PsaMapping
 from schemas.options import AdministratorOptions, EndUserOptions
 from schemas.policy import PolicyState
+from services.policy_service.domain.integrations import IntegrationRecord
 
 Cursor = tuple[datetime, uuid.UUID]
 
@@ -85,6 +87,23 @@ def _customer(row: asyncpg.Record) -> CustomerState:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         changed_by=row["updated_by"],
+    )
+
+
+def _integration(row: asyncpg.Record) -> IntegrationRecord:
+    return IntegrationRecord(
+        partner_id=row["partner_id"],
+        provider=Provider(row["provider"]),
+        base_url=row["base_url"],
+        settings=json.loads(row["settings"]),
+        enabled=row["enabled"],
+        credential_fields=tuple(row["credential_fields"]),
+        credentials_ciphertext=row["credentials_ciphertext"],
+        version=row["version"],
+        status_state=row["status_state"],
+        status_detail=row["status_detail"],
+        status_checked_at=row["status_checked_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -452,3 +471,120 @@ class Repository:
             [json.dumps(r[3]) for r in rows],
         )
         await self.conn.execute("SELECT pg_notify('policy_service_outbox', '')")
+
+    # -- integrations ------------------------------------------------------
+
+    async def integrations(
+        self, partner_id: str, provider: Provider | None = None
+    ) -> list[IntegrationRecord]:
+        """The partner's configured integrations (one, with ``provider``), by provider."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM policy_service.integrations
+               WHERE partner_id = $1 AND NOT removed AND ($2::text IS NULL OR provider = $2)
+               ORDER BY provider""",
+            partner_id,
+            provider.value if provider else None,
+        )
+        return [_integration(row) for row in rows]
+
+    async def integration_version(self, partner_id: str, provider: Provider) -> tuple[int, bool]:
+        """(version, removed) of the row, (0, True) when there never was one."""
+        row = await self.conn.fetchrow(
+            "SELECT version, removed FROM policy_service.integrations"
+            " WHERE partner_id = $1 AND provider = $2 FOR UPDATE",
+            partner_id,
+            provider.value,
+        )
+        return (row["version"], row["removed"]) if row else (0, True)
+
+    async def put_integration(
+        self,
+        *,
+        partner_id: str,
+        provider: Provider,
+        base_url: str,
+        settings: dict[str, Any],
+        enabled: bool,
+        credentials: tuple[str, tuple[str, ...]] | None,
+        actor: str,
+    ) -> None:
+        """Configure or replace; ``credentials`` (ciphertext, field names) None keeps the
+        stored ones (the integration must then exist). A new configuration has not been
+        tried yet: its status starts ``unknown`` again."""
+        settings_json = json.dumps(settings)
+        if credentials is None:
+            await self.conn.execute(
+                """UPDATE policy_service.integrations SET base_url = $3, settings = $4::jsonb,
+                       enabled = $5, version = version + 1, updated_at = now(), updated_by = $6,
+                       status_state = 'unknown', status_detail = NULL, status_checked_at = NULL
+                   WHERE partner_id = $1 AND provider = $2 AND NOT removed""",
+                partner_id,
+                provider.value,
+                base_url,
+                settings_json,
+                enabled,
+                actor,
+            )
+            return
+        ciphertext, fields = credentials
+        await self.conn.execute(
+            """INSERT INTO policy_service.integrations AS i
+                   (partner_id, provider, base_url, settings, enabled, credentials_ciphertext,
+                    credential_fields, version, updated_by)
+               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::text[], 1, $8)
+               ON CONFLICT (partner_id, provider) DO UPDATE SET
+                   base_url = EXCLUDED.base_url, settings = EXCLUDED.settings,
+                   enabled = EXCLUDED.enabled,
+                   credentials_ciphertext = EXCLUDED.credentials_ciphertext,
+                   credential_fields = EXCLUDED.credential_fields,
+                   version = i.version + 1, removed = false, updated_at = now(),
+                   updated_by = EXCLUDED.updated_by,
+                   status_state = 'unknown', status_detail = NULL, status_checked_at = NULL""",
+            partner_id,
+            provider.value,
+            base_url,
+            settings_json,
+            enabled,
+            ciphertext,
+            list(fields),
+            actor,
+        )
+
+    async def remove_integration(
+        self, partner_id: str, provider: Provider, actor: str
+    ) -> int | None:
+        """Mark removed and forget the ciphertext; the removal's version (None: none there)."""
+        version: int | None = await self.conn.fetchval(
+            """UPDATE policy_service.integrations SET removed = true,
+                   credentials_ciphertext = NULL, version = version + 1, updated_at = now(),
+                   updated_by = $3, status_state = 'unknown', status_detail = NULL,
+                   status_checked_at = NULL
+               WHERE partner_id = $1 AND provider = $2 AND NOT removed RETURNING version""",
+            partner_id,
+            provider.value,
+            actor,
+        )
+        return version
+
+    async def report_integration_status(
+        self, reports: Sequence[tuple[str, str, str, str | None, datetime]]
+    ) -> int:
+        """(partner, provider, state, detail, checked_at) each: newer reports win."""
+        if not reports:
+            return 0
+        result = await self.conn.execute(
+            """UPDATE policy_service.integrations AS i
+               SET status_state = r.state, status_detail = r.detail,
+                   status_checked_at = r.checked_at
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                    AS r(partner_id, provider, state, detail, checked_at)
+               WHERE i.partner_id = r.partner_id AND i.provider = r.provider AND NOT i.removed
+                 AND (i.status_checked_at IS NULL OR i.status_checked_at < r.checked_at)
+                 AND r.checked_at >= i.updated_at""",
+            [r[0] for r in reports],
+            [r[1] for r in reports],
+            [r[2] for r in reports],
+            [r[3] for r in reports],
+            [r[4] for r in reports],
+        )
+        return int(result.split()[-1])

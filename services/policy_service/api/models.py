@@ -210,3 +210,50 @@ class Problem(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, bool] = Field(default_factory=dict)
+
+
+# -- integrations (docs/contract.md §6) ------------------------------------------------
+
+
+class IntegrationPut(Body):
+    """Configure or replace an integration. ``credentials`` may be left out to keep the
+    ones already stored (write-only: they are never shown again)."""
+
+    base_url: str = Field(min_length=1, max_length=2048)
+    credentials: dict[str, str] | None = Field(
+        default=None,
+        description="The provider's credential fields (docs/contract.md §6); required the "
+        "first time.",
+        json_schema_extra={"maxProperties": 16},
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The provider's optional settings; unknown ones are refused.",
+        json_schema_extra={"maxProperties": 16},
+    )
+    enabled: StrictBool = True
+
+
+class IntegrationStatus(BaseModel):
+    state: Literal["unknown", "ok", "failing"]
+    detail: str | None
+    checked_at: AwareDatetime | None
+
+
+class Integration(BaseModel):
+    """An integration as the API shows it: never a secret, only the credentials' names."""
+
+    provider: str
+    base_url: str
+    settings: dict[str, Any]
+    enabled: bool
+    credentials_set: bool
+    credential_fields: list[str]
+    status: IntegrationStatus
+    version: int
+    updated_at: AwareDatetime
+
+
+class IntegrationPage(BaseModel):
+    items: list[Integration]
+    next_cursor: str | None

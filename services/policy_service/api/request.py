@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from schemas.enums import AccountType
+from schemas.integrations import Provider
 from services.policy_service.adapters.repository import Cursor
 from services.policy_service.api.problems import (
     RequestProblem,
@@ -91,6 +92,16 @@ def path_uuid(request: web.Request, name: str = "id") -> uuid.UUID:
         return uuid.UUID(request.match_info[name])
     except ValueError as exc:
         raise NotFound(f"no resource {request.match_info[name]!r}") from exc
+
+
+def provider_param(request: web.Request) -> Provider:
+    """The ``{provider}`` path segment; an unknown provider names no resource (404)."""
+    raw = request.match_info["provider"]
+    try:
+        return Provider(raw)
+    except ValueError as exc:
+        known = ", ".join(p.value for p in Provider)
+        raise NotFound(f"no provider {raw!r} (known: {known})") from exc
 
 
 def _bad_query(name: str, message: str) -> RequestProblem:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from schemas.discovery import DiscoveredAccount
+from schemas.integrations import Provider
 from services.policy_service.api import models as m
 
 
@@ -48,6 +49,14 @@ IF_MATCH = Param(
     "header",
     {"type": "string"},
     "The ETag (version) the change is based on; 412 when stale.",
+)
+
+PROVIDER = Param(
+    "provider",
+    "path",
+    {"type": "string", "enum": [p.value for p in Provider]},
+    "The provider of the integration.",
+    True,
 )
 
 READ = (401, 403, 404)
@@ -188,6 +197,46 @@ ROUTES: tuple[Route, ...] = (
         response=m.Preview,
         errors=(400, 401, 403, 413, 415, 422),
         tags=("preview",),
+    ),
+    Route(
+        "GET",
+        "/v1/integrations",
+        "list_integrations",
+        "The partner's integrations (never a secret)",
+        response=m.IntegrationPage,
+        errors=(401, 403),
+        tags=("integrations",),
+    ),
+    Route(
+        "GET",
+        "/v1/integrations/{provider}",
+        "get_integration",
+        "One integration; 404 when not configured",
+        response=m.Integration,
+        params=(PROVIDER,),
+        errors=READ,
+        tags=("integrations",),
+    ),
+    Route(
+        "PUT",
+        "/v1/integrations/{provider}",
+        "put_integration",
+        "Configure or replace an integration (credentials are write-only)",
+        body=m.IntegrationPut,
+        response=m.Integration,
+        params=(PROVIDER,),
+        errors=(400, 401, 403, 404, 409, 413, 415, 422),
+        tags=("integrations",),
+    ),
+    Route(
+        "DELETE",
+        "/v1/integrations/{provider}",
+        "delete_integration",
+        "Remove an integration",
+        204,
+        params=(PROVIDER,),
+        errors=(401, 403, 404),
+        tags=("integrations",),
     ),
     Route(
         "GET",

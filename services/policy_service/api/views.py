@@ -24,9 +24,12 @@ from services.policy_service.api.request import (
     json_body,
     page_params,
     path_uuid,
+    provider_param,
 )
 from services.policy_service.domain.auth import Principal
+from services.policy_service.domain.integrations import IntegrationRecord
 from services.policy_service.service_layer.handlers import PolicyService
+from services.policy_service.service_layer.integrations import IntegrationService
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -37,6 +40,24 @@ def to_policy(state: PolicyState) -> m.Policy:
 
 def to_customer(state: CustomerState) -> m.Customer:
     return m.Customer.model_validate(state.model_dump(exclude={"partner_id", "changed_by"}))
+
+
+def to_integration(record: IntegrationRecord) -> m.Integration:
+    return m.Integration(
+        provider=record.provider.value,
+        base_url=record.base_url,
+        settings=record.settings,
+        enabled=record.enabled,
+        credentials_set=True,
+        credential_fields=list(record.credential_fields),
+        status=m.IntegrationStatus(
+            state=record.status_state,
+            detail=record.status_detail,
+            checked_at=record.status_checked_at,
+        ),
+        version=record.version,
+        updated_at=record.updated_at,
+    )
 
 
 def render(
@@ -56,12 +77,14 @@ class Views:
     def __init__(
         self,
         service: PolicyService,
+        integrations: IntegrationService,
         topics: TopicNames,
         registry: CollectorRegistry,
         ready: ReadyCheck,
         openapi: dict[str, Any],
     ) -> None:
         self.service = service
+        self.integrations = integrations
         self.topics = topics
         self.registry = registry
         self.ready = ready
@@ -185,6 +208,26 @@ class Views:
                 notes=list(decision.notes),
             )
         )
+
+    # -- integrations -----------------------------------------------------------
+
+    async def list_integrations(self, request: web.Request) -> web.Response:
+        found = await self.integrations.list_all(self.principal(request))
+        return render(m.IntegrationPage(items=[to_integration(r) for r in found], next_cursor=None))
+
+    async def get_integration(self, request: web.Request) -> web.Response:
+        record = await self.integrations.get(self.principal(request), provider_param(request))
+        return render(to_integration(record), headers={"ETag": etag(record.version)})
+
+    async def put_integration(self, request: web.Request) -> web.Response:
+        provider = provider_param(request)
+        body = await json_body(request, m.IntegrationPut)
+        record = await self.integrations.put(self.principal(request), provider, body)
+        return render(to_integration(record), headers={"ETag": etag(record.version)})
+
+    async def delete_integration(self, request: web.Request) -> web.Response:
+        await self.integrations.remove(self.principal(request), provider_param(request))
+        return web.Response(status=204)
 
     # -- operations -------------------------------------------------------------
 

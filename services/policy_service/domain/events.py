@@ -12,6 +12,13 @@ from schemas.customer import (
     CustomerState,
 )
 from schemas.envelope import CloudEvent
+from schemas.integrations import (
+    INTEGRATION_CONFIGURED,
+    INTEGRATION_REMOVED,
+    IntegrationConfigured,
+    IntegrationRemoved,
+    integration_key,
+)
 from schemas.policy import (
     POLICY_CREATED,
     POLICY_DELETED,
@@ -22,7 +29,14 @@ from schemas.policy import (
 
 SOURCE = "/policy-service"
 
-AggregateState = PolicyState | PolicyDeleted | CustomerState | CustomerRemoved
+AggregateState = (
+    PolicyState
+    | PolicyDeleted
+    | CustomerState
+    | CustomerRemoved
+    | IntegrationConfigured
+    | IntegrationRemoved
+)
 
 
 class OutgoingEvent:
@@ -36,7 +50,8 @@ class OutgoingEvent:
         self.envelope = envelope
 
 
-def _event(event_type: str, state: AggregateState, at: datetime) -> OutgoingEvent:
+def _event(event_type: str, state: AggregateState, at: datetime, key: str) -> OutgoingEvent:
+    """The envelope of ``state``, keyed (and with subject) ``key``, its aggregate's id."""
     spec = BY_TYPE[event_type]
     envelope = CloudEvent[AggregateState](
         specversion="1.0",
@@ -44,24 +59,36 @@ def _event(event_type: str, state: AggregateState, at: datetime) -> OutgoingEven
         source=SOURCE,
         type=event_type,
         time=at,
-        subject=str(state.id),
+        subject=key,
         partnerid=state.partner_id,
         data=state,
     )
-    return OutgoingEvent(spec.channel, str(state.id), envelope)
+    return OutgoingEvent(spec.channel, key, envelope)
 
 
 def policy_event(state: PolicyState, *, created: bool) -> OutgoingEvent:
-    return _event(POLICY_CREATED if created else POLICY_UPDATED, state, state.updated_at)
+    event_type = POLICY_CREATED if created else POLICY_UPDATED
+    return _event(event_type, state, state.updated_at, str(state.id))
 
 
 def policy_deleted(state: PolicyDeleted) -> OutgoingEvent:
-    return _event(POLICY_DELETED, state, state.deleted_at)
+    return _event(POLICY_DELETED, state, state.deleted_at, str(state.id))
 
 
 def customer_event(state: CustomerState, *, created: bool) -> OutgoingEvent:
-    return _event(CUSTOMER_ADDED if created else CUSTOMER_UPDATED, state, state.updated_at)
+    event_type = CUSTOMER_ADDED if created else CUSTOMER_UPDATED
+    return _event(event_type, state, state.updated_at, str(state.id))
 
 
 def customer_removed(state: CustomerRemoved) -> OutgoingEvent:
-    return _event(CUSTOMER_REMOVED, state, state.removed_at)
+    return _event(CUSTOMER_REMOVED, state, state.removed_at, str(state.id))
+
+
+def integration_configured(state: IntegrationConfigured, at: datetime) -> OutgoingEvent:
+    key = integration_key(state.partner_id, state.provider.value)
+    return _event(INTEGRATION_CONFIGURED, state, at, key)
+
+
+def integration_removed(state: IntegrationRemoved, at: datetime) -> OutgoingEvent:
+    key = integration_key(state.partner_id, state.provider.value)
+    return _event(INTEGRATION_REMOVED, state, at, key)

@@ -39,6 +39,7 @@ class UnitOfWork:
         self._touched_policies: set[uuid.UUID] = set()
         self._created_customers: set[uuid.UUID] = set()
         self._touched_customers: set[uuid.UUID] = set()
+        # Events whose state is known when the change is made (removals, integrations).
         self._deleted: list[events.OutgoingEvent] = []
         self._audit: list[tuple[str, str, str, str, uuid.UUID, int]] = []
         self._committed = False
@@ -134,6 +135,13 @@ class UnitOfWork:
         self._touched_customers.discard(customer_id)
         self._deleted.append(events.customer_removed(state))
         self._record("removed", "customer", customer_id, state.version)
+
+    def integration_changed(self, event: events.OutgoingEvent, entity_id: uuid.UUID) -> None:
+        """An integration was configured, replaced or removed: its event goes out as is."""
+        self._deleted.append(event)
+        data = event.envelope.data
+        action = "removed" if event.envelope.type.endswith("removed") else "configured"
+        self._record(action, "integration", entity_id, data.version)
 
     def _record(self, action: str, entity: str, entity_id: uuid.UUID, version: int) -> None:
         self._audit.append(

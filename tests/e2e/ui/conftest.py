@@ -23,6 +23,7 @@ from playwright.sync_api import (
 from services.infra.devstack.procs import run_coroutine_sync
 from services.infra.migrations import migrate
 from services.policy_service.settings import PolicyServiceSettings
+from tests.integration.policy_service.support import SECRETS_KEY
 from tests.served_app import served_policy_service
 
 from .support import CHROMIUM, CHROMIUM_ARGS, SECRET, VIEWPORT, Partner
@@ -37,6 +38,8 @@ def ui_settings(database_url: str, bootstrap: str, dev_mode: bool) -> PolicyServ
         database_url=database_url,
         kafka_bootstrap_servers=bootstrap,
         auth_jwt_secret=SECRET,
+        secrets_key=SECRETS_KEY,
+        integrations_allow_private=True,
         dev_mode=dev_mode,
         relay_poll_interval_seconds=0.1,
         db_pool_min_size=1,

@@ -18,6 +18,8 @@ from services.policy_service.api.auth import issue_token
 from services.policy_service.settings import PolicyServiceSettings
 
 SECRET = "policy-service-integration-tests-" + "0123456789abcdef" * 3  # 80 bytes
+# base64 of b"tests-secrets-key-0123456789abcd" (32 bytes): the AES key of credentials.
+SECRETS_KEY = "dGVzdHMtc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q="
 WRITERS = ("super", "primary", "manager")
 READERS = ("technician", "read_only")
 UNKNOWN_ROLE = "auditor"
@@ -30,13 +32,18 @@ MIGRATIONS = "services.policy_service.adapters.migrations"
 
 def settings_for(database_url: str, bootstrap: str, **overrides: Any) -> PolicyServiceSettings:
     """The service's settings for tests: fast relay polling, the tests' JWT secret."""
-    return PolicyServiceSettings(
-        database_url=database_url,
-        kafka_bootstrap_servers=bootstrap,
-        auth_jwt_secret=SECRET,
-        relay_poll_interval_seconds=0.05,
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": bootstrap,
+        "auth_jwt_secret": SECRET,
+        "secrets_key": SECRETS_KEY,
+        "integrations_allow_private": True,
+        "relay_poll_interval_seconds": 0.05,
+        # Off unless a test needs it: aiokafka's fetcher shuffles with the global
+        # random module, which Hypothesis (schemathesis) must not see move under it.
+        "results_consumer_enabled": False,
+    }
+    return PolicyServiceSettings(**(values | overrides))
 
 
 def token(partner_id: str, role: str = "manager", sub: str | None = None, ttl: int = 600) -> str:

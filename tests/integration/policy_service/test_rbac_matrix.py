@@ -31,9 +31,12 @@ class World:
     owner: Tenant
     policy: dict[str, Any]
     customer: dict[str, Any]
+    integration: dict[str, Any]
 
     def path(self, template: str) -> str:
-        return template.format(policy=self.policy["id"], customer=self.customer["id"])
+        return template.format(
+            policy=self.policy["id"], customer=self.customer["id"], provider=PROVIDER
+        )
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Case:
     write: bool
     body: Callable[[World], Any] | None = None
     check: Callable[[World, Any], bool] = lambda w, body: True  # on the owner's success
+    # The path names a provider, which every partner has its own of (integrations).
+    partner_namespace: bool = False
 
     @property
     def by_id(self) -> bool:
@@ -52,6 +57,13 @@ class Case:
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
 
+
+PROVIDER = "halo"
+HALO = {
+    "base_url": "https://acme.halopsa.example",
+    "credentials": {"client_id": "halo-client", "client_secret": "halo-secret-value"},
+    "settings": {"requests_per_5_minutes": 300},
+}
 
 CASES = (
     Case(
@@ -128,15 +140,40 @@ CASES = (
         body=lambda w: discovered(w.customer["id"]),
         check=lambda w, body: body["policy_id"] == w.policy["id"],
     ),
+    Case(
+        "GET",
+        "/v1/integrations",
+        200,
+        write=False,
+        check=lambda w, body: body["items"] == [w.integration],
+    ),
+    Case(
+        "GET",
+        "/v1/integrations/{provider}",
+        200,
+        write=False,
+        check=lambda w, body: body == w.integration,
+    ),
+    Case(
+        "PUT",
+        "/v1/integrations/{provider}",
+        200,
+        write=True,
+        body=lambda w: HALO,
+        check=lambda w, body: body["version"] == w.integration["version"] + 1,
+        partner_namespace=True,
+    ),
+    Case("DELETE", "/v1/integrations/{provider}", 204, write=True),
 )
 
 
 def expected(case: Case, role: str, scope: str) -> int:
-    if scope == "other" and case.by_id:
+    if scope == "other" and case.by_id and not case.partner_namespace:
         return 404  # another partner's resource: not found, for every role
     if role == UNKNOWN_ROLE or (case.write and role not in WRITERS):
         return 403
-    if scope == "other" and case.body is not None and case.path != "/v1/customers":
+    own_body = case.path == "/v1/customers" or case.partner_namespace
+    if scope == "other" and case.body is not None and not own_body:
         return 422  # the body names the owner's customer, which the caller cannot see
     return case.ok
 
@@ -158,7 +195,8 @@ async def world(tenant: Tenant) -> World:
         customer_ids=[customer["id"]],
         options={"send_welcome_email": True},
     )
-    return World(tenant, policy, await tenant.customer(customer["id"]))
+    integration = await tenant.ok("PUT", f"/v1/integrations/{PROVIDER}", json_body=HALO)
+    return World(tenant, policy, await tenant.customer(customer["id"]), integration)
 
 
 @pytest.mark.parametrize("scope", ["own", "other"])
@@ -174,19 +212,28 @@ async def test_access(case: Case, role: str, scope: str, world: World, api: Api)
         problem = assert_problem(reply, want)
         assert world.policy["name"] not in str(problem)
         assert world.customer["name"] not in str(problem)
-        if scope == "other" and case.by_id:  # indistinguishable from an id that does not exist
-            missing = case.path.format(policy=uuid.uuid4(), customer=uuid.uuid4())
+        if scope == "other" and case.by_id and not case.partner_namespace:
+            # indistinguishable from an id that does not exist
+            missing = case.path.format(
+                policy=uuid.uuid4(), customer=uuid.uuid4(), provider=PROVIDER
+            )
             unknown = await caller.call(case.method, missing, role=role, **kwargs)
             assert (unknown.status, unknown.body["title"]) == (want, problem["title"])
         # Refused means unchanged.
         assert await world.owner.policy(world.policy["id"]) == world.policy
         assert await world.owner.customer(world.customer["id"]) == world.customer
+        assert await world.owner.ok("GET", world.path("/v1/integrations/{provider}")) == (
+            world.integration
+        )
         return
     assert reply.status == want, (reply.status, reply.body)
     if scope == "other":  # lists and creations stay inside the caller's partner
         assert world.policy["id"] not in str(reply.body)
         assert world.customer["id"] not in str(reply.body)
         assert await world.owner.policy(world.policy["id"]) == world.policy
+        assert await world.owner.ok("GET", world.path("/v1/integrations/{provider}")) == (
+            world.integration
+        )
     elif case.method == "DELETE":
         assert_problem(await world.owner.call("GET", world.path(case.path)), 404)
     else:
@@ -242,7 +289,7 @@ async def test_unusable_token_is_401_on_every_route(
     auth = make_auth()
     some_id = str(uuid.uuid4())
     for case in CASES:
-        path = case.path.format(policy=some_id, customer=some_id)
+        path = case.path.format(policy=some_id, customer=some_id, provider=PROVIDER)
         kwargs: dict[str, Any] = {}
         if case.body is not None:
             kwargs["json_body"] = {"name": "x"}
