@@ -78,10 +78,9 @@ validate-deploy: $(STAMP)
 COMPOSE ?= docker compose
 compose-up:
 	@test -f .env || { \
-		$(PYTHON) -c 'import re, secrets; t = open(".env.example").read(); t = re.sub(r"(?m)^AUTH_JWT_SECRET=$$", "AUTH_JWT_SECRET=" + secrets.token_urlsafe(48), t); t = re.sub(r"(?m)^POSTGRES_PASSWORD=$$", "POSTGRES_PASSWORD=" + secrets.token_hex(24), t); open(".env", "w").write(t)' \
+		$(PYTHON) -c 'import base64, re, secrets; t = open(".env.example").read(); t = re.sub(r"(?m)^AUTH_JWT_SECRET=$$", "AUTH_JWT_SECRET=" + secrets.token_urlsafe(48), t); t = re.sub(r"(?m)^POSTGRES_PASSWORD=$$", "POSTGRES_PASSWORD=" + secrets.token_hex(24), t); t = re.sub(r"(?m)^SECRETS_KEY=$$", "SECRETS_KEY=" + base64.b64encode(secrets.token_bytes(32)).decode(), t); open(".env", "w").write(t)' \
 		&& chmod 600 .env \
-		&& echo "compose-up: wrote .env with a fresh AUTH_JWT_SECRET and POSTGRES_PASSWORD:" \
-		&& grep -E '^(AUTH_JWT_SECRET|POSTGRES_PASSWORD)=' .env; }
+		&& echo "compose-up: wrote .env with a fresh AUTH_JWT_SECRET, POSTGRES_PASSWORD and SECRETS_KEY"; }
 	$(COMPOSE) up --detach --build --wait --wait-timeout 300
 	$(COMPOSE) ps
 

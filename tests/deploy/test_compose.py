@@ -21,7 +21,7 @@ from .deploylib import (
 pytestmark = pytest.mark.deploy
 
 # Stand-ins for the two secrets .env.example leaves empty on purpose.
-FILLED = {"AUTH_JWT_SECRET": "x" * 48, "POSTGRES_PASSWORD": "p" * 32}
+FILLED = {"AUTH_JWT_SECRET": "x" * 48, "POSTGRES_PASSWORD": "p" * 32, "SECRETS_KEY": "k" * 44}
 
 
 def _env() -> dict[str, str]:
