@@ -26,6 +26,12 @@ class ProviderSettings(BaseModel):
 
 class ConnectWiseSettings(ProviderSettings):
     requests_per_minute: int = Field(default=60, ge=1, le=100_000)
+    marker_custom_field_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="A contact custom field (Text) that holds the account key of contacts "
+        "the handlers create; without one, a create is recognised by its email or name only.",
+    )
 
 
 class AutotaskSettings(ProviderSettings):

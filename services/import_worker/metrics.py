@@ -44,6 +44,12 @@ class WorkerMetrics:
             ["error"],
             registry=r,
         )
+        self.undecodable = Counter(
+            "import_undecodable_batches",
+            "Record batches that could not be decoded (their partition is paused), by topic",
+            ["topic"],
+            registry=r,
+        )
         self.projected = Counter(
             "import_projection_events",
             "Policy and customer events projected, by result",

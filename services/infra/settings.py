@@ -21,6 +21,12 @@ class CommonSettings(BaseSettings):
     )
     topic_partitions: int = Field(default=8, ge=1, description="Partitions of created topics.")
     log_level: str = Field(default="INFO", description="Log level; logs are JSON lines on stderr.")
+    shutdown_timeout_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        description="On SIGTERM: longest graceful stop; then the process exits, committing"
+        " nothing more (unfinished work is redone by the next owner).",
+    )
 
 
 class SecretsSettings(BaseSettings):

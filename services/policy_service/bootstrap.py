@@ -83,7 +83,10 @@ def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None)
     if settings.relay_enabled:
         relay = build_relay(settings, topics, registry)
         app[RELAY] = relay
-        app.cleanup_ctx.append(_background("outbox-relay", relay.run, relay.stop))
+        # run() returns within 2 * stop_grace of stop(); the backstop is a little later.
+        app.cleanup_ctx.append(
+            _background("outbox-relay", relay.run, relay.stop, 3 * relay.config.stop_grace)
+        )
     if settings.results_consumer_enabled:
         results = ResultsConsumer(
             ResultsConfig(
@@ -94,14 +97,18 @@ def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None)
             db,
             registry,
         )
-        app.cleanup_ctx.append(_background("command-results", results.run, results.stop))
+        app.cleanup_ctx.append(_background("command-results", results.run, results.stop, 5.0))
     return app
 
 
 def _background(
-    name: str, run: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], None]
+    name: str,
+    run: Callable[[], Coroutine[Any, Any, None]],
+    stop: Callable[[], None],
+    grace: float,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A loop of the application's lifetime: started after the pool, stopped before it."""
+    """A loop of the application's lifetime: started after the pool, stopped before it
+    (asked to stop, then cancelled after ``grace`` seconds)."""
 
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(run(), name=name)
@@ -111,7 +118,7 @@ def _background(
         finally:
             stop()
             try:
-                await asyncio.wait_for(task, timeout=10)
+                await asyncio.wait_for(task, timeout=grace)
             except TimeoutError:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

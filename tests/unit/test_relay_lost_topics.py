@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
+from services.policy_service.adapters import relay as relay_module
 from services.policy_service.adapters.relay import OutboxRelay, RelayConfig, RelayMetrics
 
 pytestmark = pytest.mark.unit
@@ -75,7 +76,16 @@ class Transaction:
         self.conn.executed.append("ROLLBACK" if exc[0] else "COMMIT")
 
 
-async def test_nothing_is_sent_while_the_broker_lacks_the_topic() -> None:
+async def test_nothing_is_sent_while_the_broker_lacks_the_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created: list[list[str]] = []
+
+    async def ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> list[str]:
+        created.append(list(topics))
+        return list(topics)
+
+    monkeypatch.setattr(relay_module, "ensure_topics", ensure_topics)
     relay = OutboxRelay(
         RelayConfig(dsn="unused", bootstrap_servers="unused"), RelayMetrics(CollectorRegistry())
     )
@@ -85,6 +95,7 @@ async def test_nothing_is_sent_while_the_broker_lacks_the_topic() -> None:
     assert producer.sent == []
     assert not any("SET published_at" in q for q in conn.executed)  # still unpublished
     assert conn.executed[-1] == "ROLLBACK"
+    assert created == [["policy.events"]]  # the row's own topic, made for the next round
 
 
 class ReadOnlyConnection(Connection):

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.policy import PolicyDeleted, PolicyState
 from schemas.topics import TopicNames
 from services.import_worker.adapters.bus_events import parse_state
-from services.import_worker.adapters.catch_up import CatchUp, end_offsets, follow_commits
+from services.infra.catch_up import CatchUp, end_offsets, follow_commits
 from services.import_worker.adapters.ledger import PgLedger
 from services.import_worker.adapters.projection import Projection
 from services.import_worker.adapters.publisher import KafkaPublisher
@@ -32,6 +32,7 @@ from services.import_worker.settings import WorkerSettings
 from services.infra.failures import is_outage
 from services.infra.kafka_admin import ensure_topics
 from services.infra.retry import StopSignal, retry_until_done
+from services.infra.shutdown import stop_producer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,12 +139,20 @@ class WorkerRuntime(mode.Service):
         )
 
     async def on_stop(self) -> None:
-        if self.hot_path is not None:
-            await self.hot_path.stop()
-        if self.producer is not None:
-            await self.producer.stop()
-        if self.pool is not None:
-            await self.pool.close()
+        """Hot path, producer, pool: each step bounded, none skipped if one before failed."""
+        try:
+            if self.hot_path is not None:
+                await self.hot_path.stop()
+        finally:
+            if self.producer is not None:
+                # A batch still unacknowledged belongs to a batch of records that is
+                # not committed: it is given up, and redone (same ids) after a restart.
+                await stop_producer(self.producer, timeout=2.0)
+            if self.pool is not None:
+                try:
+                    await asyncio.wait_for(self.pool.close(), timeout=2.0)
+                except (TimeoutError, OSError, asyncpg.PostgresError):
+                    self.pool.terminate()
 
     def _consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -235,6 +244,10 @@ class WorkerRuntime(mode.Service):
             reason = "the database is unavailable"
         elif not hot:
             reason = "the hot path is not running (waiting for the broker or the database)"
+        undecodable = self.hot_path.undecodable() if self.hot_path is not None else []
+        checks["record_batches_decodable"] = not undecodable
+        if undecodable and reason is None:
+            reason = "paused on undecodable record batches: " + "; ".join(undecodable)
         return checks, reason
 
 

@@ -23,10 +23,23 @@ def run() -> None:
 
     from services.import_worker.entrypoints.app import create_app
     from services.import_worker.settings import WorkerSettings
+    from services.infra.isolated_fetch import require_codecs
+    from services.infra.shutdown import arm_exit_deadline
+
+    require_codecs()
 
     settings = WorkerSettings()
+
+    class Worker(faust.Worker):
+        """mode's stop has no overall deadline: with the broker down, Faust's final
+        commit and the consumer thread's shutdown wait on it (for ever / 60 s)."""
+
+        async def stop(self) -> None:
+            arm_exit_deadline(settings.shutdown_timeout_seconds)
+            await super().stop()
+
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
 
 

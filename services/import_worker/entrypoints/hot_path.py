@@ -24,14 +24,16 @@ from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
 from services.import_worker.domain.inbound import InRecord, Origin
 from services.import_worker.metrics import WorkerMetrics
 from services.import_worker.service_layer.engine import BatchEngine, BatchResult
 from services.import_worker.service_layer.isolation import Abandoned, IsTransient, PoisonIsolator
 from services.infra.failures import is_transient as infrastructure_failure
+from services.infra.isolated_fetch import IsolatingFetch
 from services.infra.retry import ShutdownRequested, StopSignal, retry_until_done
+from services.infra.shutdown import stop_consumer
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class DiscoveryConsumer(mode.Service):
         max_records: int,
         backoff_max: float = 10.0,
         drain_timeout: float = 5.0,
+        close_timeout: float = 2.0,
         is_transient: IsTransient = infrastructure_failure,
         gate: asyncio.Event | None = None,
         **kwargs: Any,
@@ -113,9 +116,11 @@ class DiscoveryConsumer(mode.Service):
         self.max_records = max_records
         self.backoff_max = backoff_max
         self.drain_timeout = drain_timeout
+        self.close_timeout = close_timeout
         self.is_transient = is_transient
         self.gate = gate
         self.consumer: AIOKafkaConsumer | None = None
+        self._fetch: IsolatingFetch | None = None
         self._in_flight = asyncio.Lock()
         self._abandon = False
         self._paused: dict[TopicPartition, float] = {}
@@ -129,11 +134,26 @@ class DiscoveryConsumer(mode.Service):
         self.healthy = True
 
     async def on_stop(self) -> None:
-        """Finish the batch in flight, then leave the group (commits are already done)."""
-        async with self._in_flight:
-            if self.consumer is not None:
-                await self.consumer.stop()
-                self.consumer = None
+        """Let the batch in flight finish and commit, then leave the group; both bounded.
+
+        A batch that cannot finish within ``drain_timeout`` (the broker or
+        PostgreSQL is away) is abandoned: its offsets are not committed, and
+        whoever gets its partitions next redoes it (same ids).
+        """
+        try:
+            await asyncio.wait_for(self._in_flight.acquire(), timeout=self.drain_timeout)
+            drained = True
+        except TimeoutError:
+            drained = False
+            self._abandon = True
+            log.warning("stopping: abandoned the batch in flight (not committed)")
+        try:
+            consumer, self.consumer = self.consumer, None
+            if consumer is not None:
+                await stop_consumer(consumer, timeout=self.close_timeout)
+        finally:
+            if drained:
+                self._in_flight.release()
 
     # -- rebalance ---------------------------------------------------------------
 
@@ -149,7 +169,19 @@ class DiscoveryConsumer(mode.Service):
         for tp in revoked:
             self._paused.pop(tp, None)
 
+    def undecodable(self) -> list[str]:
+        """The partitions paused on a record batch that cannot be decoded (for /readyz)."""
+        if self._fetch is None:
+            return []
+        return [
+            f"{q.tp.topic}[{q.tp.partition}] at offset {q.bad_offset}: {q.error}"
+            for q in self._fetch.quarantined.values()
+        ]
+
     def forget_paused(self, assigned: list[TopicPartition]) -> None:
+        if self._fetch is not None:
+            # A new assignment resets aiokafka's pause flags: a bad batch is met again.
+            self._fetch.forget(list(self._fetch.quarantined))
         self._paused = {tp: due for tp, due in self._paused.items() if tp in assigned}
 
     # -- the loop ----------------------------------------------------------------
@@ -168,7 +200,15 @@ class DiscoveryConsumer(mode.Service):
                 continue
             self._resume_due(consumer)
             try:
-                batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                # Per partition: a record batch that cannot be decoded pauses its own
+                # partition instead of failing (and emptying) the whole fetch.
+                if self._fetch is None or self._fetch.consumer is not consumer:
+                    self._fetch = IsolatingFetch(consumer)
+                batch = await self._fetch.getmany(timeout_ms=200, max_records=self.max_records)
+                for tp in self._fetch.newly_quarantined():
+                    self.metrics.undecodable.labels(tp.topic).inc()
+            except ConsumerStoppedError:  # on_stop() closed it: we are stopping
+                break
             except KafkaError:  # coordinator or fetch errors: nothing consumed, ask again
                 log.warning("fetching a batch failed; retrying", exc_info=True)
                 await self.sleep(1.0)

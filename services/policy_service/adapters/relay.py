@@ -44,6 +44,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from services.infra.failures import is_outage
 from services.infra.kafka_admin import ensure_topics
 from services.infra.retry import ShutdownRequested, StopSignal, retry_until_done
+from services.infra.shutdown import stop_producer
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class RelayConfig:
     topics: tuple[str, ...] = ()
     partitions: int = 8
     statement_timeout: float = 10.0
+    stop_grace: float = 2.0
     keepalive_seconds: int = 5
 
 
@@ -145,7 +147,31 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        """Hold the lock and publish; on any failure back off and start over, until stopped."""
+        """Hold the lock and publish; on any failure back off and start over, until stopped.
+
+        Returns within ``stop_grace`` (plus a second to close the producer) of
+        :meth:`stop`, whatever it waits on: a round still waiting for the broker's
+        acks, its metadata or topic creation is cancelled, and its rows, not
+        marked published, are sent again by the next leader (same ids).
+        """
+        work = asyncio.create_task(self._run(), name="outbox-relay-rounds")
+        stopped = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                await asyncio.wait({work}, timeout=self.config.stop_grace)
+            if not work.done():
+                log.warning("stopping: the outbox relay gave up a round waiting on the broker")
+                work.cancel()
+                await asyncio.wait({work}, timeout=self.config.stop_grace)
+        finally:
+            stopped.cancel()
+            if not work.done():
+                work.cancel()
+        if work.done() and not work.cancelled():
+            work.result()  # a crash of the relay itself is the caller's to see
+
+    async def _run(self) -> None:
         stop = StopSignal(event=self._stopping)
         while not self._stopping.is_set():
             try:
@@ -206,8 +232,12 @@ class OutboxRelay:
         finally:
             self.metrics.leader.set(0)
             if producer is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), timeout=self.config.statement_timeout)
+                # stop() flushes: with the broker away it would wait out every unacked
+                # batch's request_timeout_ms. Stopping, those rows are not marked: give up.
+                await stop_producer(
+                    producer,
+                    timeout=1.0 if self._stopping.is_set() else self.config.statement_timeout,
+                )
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
@@ -259,19 +289,23 @@ class OutboxRelay:
         self.metrics.backlog.set(backlog)
         return len(rows)
 
-    @staticmethod
-    async def _topics_exist(producer: AIOKafkaProducer, topics: set[str]) -> None:
-        """Refuse acks for topics the broker no longer has.
+    async def _topics_exist(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
+        """Refuse acks for topics the broker does not have (any more).
 
         A broker that lost its topics (Tansu's memory storage after a restart)
         acknowledges writes to them and drops them. Raising keeps the rows
-        unpublished; the next session recreates the topics and sends them again.
+        unpublished; the missing topics are created (the rows' own, which may
+        not be the configured ones: rows written under other ``TOPIC_*`` names
+        go where they were written for) and the rows are sent again.
         """
         if not await producer.client.force_metadata_update():
             raise RuntimeError("could not refresh the broker's metadata")
         missing = topics - producer.client.cluster.topics()
         if missing:
-            raise RuntimeError(f"the broker lost topics {sorted(missing)}; recreating them")
+            await ensure_topics(
+                self.config.bootstrap_servers, sorted(missing), self.config.partitions
+            )
+            raise RuntimeError(f"the broker lost topics {sorted(missing)}; recreated them")
 
     async def _expire(self, conn: asyncpg.Connection) -> None:
         await conn.execute(

@@ -31,6 +31,7 @@ from schemas.results import (
     FailureReason,
 )
 from services.infra.retry import ShutdownRequested, StopSignal, retry_until_done
+from services.infra.shutdown import stop_consumer
 from services.policy_service.adapters.database import Database
 from services.policy_service.adapters.repository import Repository
 
@@ -123,8 +124,8 @@ class ResultsConsumer:
             auto_offset_reset="earliest",
             client_id="policy-service-results",
         )
-        await consumer.start()
         try:
+            await consumer.start()  # inside: a start that fails half way is stopped too
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=500, max_records=self.config.batch_size)
                 records: list[ConsumerRecord] = [r for rs in batch.values() for r in rs]
@@ -133,8 +134,7 @@ class ResultsConsumer:
                 await self.apply(r.value for r in records)
                 await consumer.commit()
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), timeout=5)
+            await stop_consumer(consumer, timeout=2.0)
 
     async def apply(self, values: Iterable[bytes | None]) -> None:
         reports, unreadable = status_reports(values)

@@ -12,6 +12,7 @@ from schemas.topics import TopicNames
 from services.infra.logging import configure_logging
 from services.infra.migrations import migrate as apply_migrations
 from services.infra.settings import CommonSettings
+from services.infra.shutdown import arm_exit_deadline
 from services.policy_service.settings import PolicyServiceSettings
 
 MIGRATIONS = "services.policy_service.adapters.migrations"
@@ -37,13 +38,21 @@ def run() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, "policy-service")
+    app = build_app(settings)
+
+    async def arm_deadline(_: web.Application) -> None:
+        # on_shutdown runs as soon as the signal stopped the listener.
+        arm_exit_deadline(settings.shutdown_timeout_seconds)
+
+    app.on_shutdown.insert(0, arm_deadline)
     web.run_app(
-        build_app(settings),
+        app,
         host=settings.http_host,
         port=settings.http_port,
         access_log=None,
         print=None,
-        shutdown_timeout=10,
+        # In-flight requests get this long; then the relay and the pool close.
+        shutdown_timeout=min(3.0, settings.shutdown_timeout_seconds / 3),
     )
 
 
@@ -62,8 +71,13 @@ def relay(metrics_port: int | None) -> None:
 
     async def main_loop() -> None:
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            arm_exit_deadline(settings.shutdown_timeout_seconds)
+            worker.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(sig, stop)
         await worker.run()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -4,7 +4,7 @@ the projected topics is passed, by this worker's projection or by the group's co
 import pytest
 from aiokafka import TopicPartition
 
-from services.import_worker.adapters.catch_up import CatchUp
+from services.infra.catch_up import CatchUp
 
 pytestmark = pytest.mark.unit
 

@@ -261,18 +261,39 @@ async def test_an_abandoned_batch_is_given_up_uncommitted() -> None:
 
 
 class LoopConsumer(StubConsumer):
-    """Hands out the given batches, then stops the service."""
+    """Hands out the given batches (each one fetch: aiokafka's buffer), then stops the
+    service. ``getmany(*partitions)`` takes from the buffer as aiokafka does, so the
+    hot path's per-partition draining (``IsolatingFetch``) sees what it would."""
 
     def __init__(self, svc: DiscoveryConsumer, batches: list[dict[TopicPartition, Any]]) -> None:
         super().__init__()
         self.svc, self.batches = svc, batches
+        self.buffer: dict[TopicPartition, list[Any]] = {}
         self.fail_commit = False
 
-    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
-        if not self.batches:
-            self.svc._stopped.set()
-            return {}
-        return self.batches.pop(0)
+    def assignment(self) -> set[TopicPartition]:
+        return {tp for batch in [self.buffer, *self.batches] for tp in batch}
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, Any]:
+        if not any(self.buffer.values()):
+            if partitions:  # a drain: nothing buffered, nothing fetched (timeout 0)
+                return {}
+            if not self.batches:
+                self.svc._stopped.set()
+                return {}
+            self.buffer = {tp: list(records) for tp, records in self.batches.pop(0).items()}
+        out: dict[TopicPartition, Any] = {}
+        for tp in partitions or sorted(self.buffer):
+            take, self.buffer[tp] = (
+                self.buffer.get(tp, [])[:max_records],
+                self.buffer.get(tp, [])[max_records:],
+            )
+            if take:
+                out[tp] = take
+                max_records -= len(take)
+        return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.calls.append(("commit", dict(offsets)))
@@ -343,11 +364,13 @@ class FlakyBrokerConsumer(LoopConsumer):
         super().__init__(svc, batches)
         self.fetch_failures = 1
 
-    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, Any]:
         if self.fetch_failures:
             self.fetch_failures -= 1
             raise GroupCoordinatorNotAvailableError()
-        return await super().getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.calls.append(("commit", dict(offsets)))

@@ -1,4 +1,4 @@
-"""The start-up gate: decide nothing until the projection has caught up.
+"""The start-up gate: act on nothing until a projection has caught up.
 
 A worker that starts on an empty (or stale) projection while ``policy.events``
 and ``customer.events`` hold thousands of customers would otherwise take
@@ -6,6 +6,9 @@ their discoveries for accounts of unknown customers, retry them and finally
 dead-letter them. So at start-up the worker reads the end offset of every
 partition of those topics, and the hot path waits until the projection has
 passed them (docs/contract.md §3); ``/readyz`` says how far it is meanwhile.
+The handlers gate their commands on their projection of ``integration.events``
+the same way: a command must not fail for want of an integration that is only
+not projected yet.
 
 "Passed" counts what this process projected and what the projection's
 consumer group has committed: with several workers the group splits the
@@ -25,6 +28,8 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.infra.shutdown import stop_consumer
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +45,8 @@ async def end_offsets(
         max_partition_fetch_bytes=1_048_576,
         client_id="import-worker-catch-up",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer.topics()  # refresh the metadata
         partitions = [
             TopicPartition(topic, p)
@@ -68,7 +73,7 @@ async def end_offsets(
                     pending.remove(tp)
         return result
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer, timeout=2.0)
 
 
 class CatchUp:
@@ -126,8 +131,8 @@ async def follow_commits(catch_up: CatchUp, bootstrap: str, group: str, every: f
         enable_auto_commit=False,
         client_id="import-worker-catch-up-commits",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         while not catch_up.caught_up.is_set():
             offsets = {}
             for tp in catch_up.behind():
@@ -139,4 +144,4 @@ async def follow_commits(catch_up: CatchUp, bootstrap: str, group: str, every: f
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(catch_up.caught_up.wait(), timeout=every)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer, timeout=2.0)
