@@ -50,11 +50,14 @@ class SettingsClass:
 
 
 SETTINGS_CLASSES: tuple[SettingsClass, ...] = (
-    SettingsClass("services.infra.settings:CommonSettings", ("policy-service", "import-worker")),
-    SettingsClass("services.infra.settings:SecretsSettings", ("policy-service",)),
+    SettingsClass(
+        "services.infra.settings:CommonSettings", ("policy-service", "import-worker", "handlers")
+    ),
+    SettingsClass("services.infra.settings:SecretsSettings", ("policy-service", "handlers")),
     SettingsClass("services.policy_service.settings:PolicyServiceSettings", ("policy-service",)),
     SettingsClass("services.import_worker.settings:WorkerSettings", ("import-worker",)),
-    SettingsClass("schemas.topics:TopicNames", ("policy-service", "import-worker")),
+    SettingsClass("services.handlers.settings:HandlersSettings", ("handlers",)),
+    SettingsClass("schemas.topics:TopicNames", ("policy-service", "import-worker", "handlers")),
 )
 """Every settings class of the project, in table order: add new ones here
 (a unit test fails when a ``BaseSettings`` subclass under ``services/`` or

@@ -93,9 +93,9 @@ def test_secrets_and_fields_without_default_say_required() -> None:
 def test_shared_variables_list_every_reader_once() -> None:
     table = rows()
     (partitions,) = [row for row in table if row.variable == "TOPIC_PARTITIONS"]
-    assert partitions.readers == ("policy-service", "import-worker")
+    assert partitions.readers == ("policy-service", "import-worker", "handlers")
     pools = {row.readers: row.default for row in table if row.variable == "DB_POOL_MAX_SIZE"}
-    assert pools == {("policy-service",): "`32`", ("import-worker",): "`8`"}
+    assert pools == {("policy-service",): "`32`", ("import-worker",): "`8`", ("handlers",): "`16`"}
 
 
 class ExampleSettings(BaseSettings):

@@ -9,28 +9,18 @@ envelope is fine but ``data`` breaks the schema).
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from schemas.discovery import ACCOUNT_DISCOVERED, DiscoveredAccount
 from schemas.envelope import InboundEvent
+from services.infra.rejections import DETAIL_LIMIT, Reason, Rejected, classify
 
 DiscoveredEvent = InboundEvent[DiscoveredAccount]
 
-_DETAIL_LIMIT = 1000
+_DETAIL_LIMIT = DETAIL_LIMIT
 _CE_PREFIX = "ce_"
 _CONTENT_TYPE = "\x00content-type"  # a key no ce_ attribute can have
-
-
-class Reason(StrEnum):
-    INVALID_JSON = "invalid_json"
-    INVALID_ENVELOPE = "invalid_envelope"
-    INVALID_DATA = "invalid_data"
-    UNKNOWN_CUSTOMER = "unknown_customer"
-    PARTNER_MISMATCH = "partner_mismatch"
-    PROCESSING_FAILED = "processing_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +50,6 @@ class InRecord:
         return self.origin or Origin(self.topic, self.partition, self.offset)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    reason: Reason
-    detail: str
-
-
 def parse(
     value: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
 ) -> DiscoveredEvent | Rejected:
@@ -86,7 +70,7 @@ def parse(
     try:
         event = DiscoveredEvent.model_validate_json(value)
     except ValidationError as exc:
-        return _classify(exc)
+        return classify(exc)
     return _of_type(event)
 
 
@@ -131,22 +115,8 @@ def _parse_binary(value: bytes | None, attributes: dict[str, bytes]) -> Discover
     try:
         event = DiscoveredEvent.model_validate(envelope)
     except ValidationError as exc:
-        return _classify(exc)
+        return classify(exc)
     return _of_type(event)
 
 
-def _classify(exc: ValidationError) -> Rejected:
-    errors = exc.errors(include_url=False, include_input=False)
-    if any(e["type"] == "json_invalid" for e in errors):
-        return Rejected(Reason.INVALID_JSON, _detail(errors))
-    if all(e["loc"] and e["loc"][0] == "data" and len(e["loc"]) > 1 for e in errors):
-        return Rejected(Reason.INVALID_DATA, _detail(errors))
-    return Rejected(Reason.INVALID_ENVELOPE, _detail(errors))
-
-
-def _detail(errors: Sequence[ErrorDetails]) -> str:
-    parts = []
-    for e in errors:
-        loc = ".".join(str(x) for x in e["loc"]) or "(value)"
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)[:_DETAIL_LIMIT]
+__all__ = ["DiscoveredEvent", "InRecord", "Origin", "Reason", "Rejected", "parse"]

@@ -21,7 +21,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.policy import PolicyDeleted, PolicyState
 from schemas.topics import TopicNames
 from services.import_worker.adapters.bus_events import parse_state
-from services.infra.catch_up import CatchUp, end_offsets, follow_commits
 from services.import_worker.adapters.ledger import PgLedger
 from services.import_worker.adapters.projection import Projection
 from services.import_worker.adapters.publisher import KafkaPublisher
@@ -29,6 +28,7 @@ from services.import_worker.entrypoints.hot_path import DiscoveryConsumer
 from services.import_worker.metrics import WorkerMetrics
 from services.import_worker.service_layer.engine import BatchEngine, EngineConfig
 from services.import_worker.settings import WorkerSettings
+from services.infra.catch_up import CatchUp, end_offsets, follow_commits
 from services.infra.failures import is_outage
 from services.infra.kafka_admin import ensure_topics
 from services.infra.retry import StopSignal, retry_until_done

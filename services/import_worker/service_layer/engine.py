@@ -44,20 +44,9 @@ from services.import_worker.service_layer.ports import (
     OutMessage,
     Publisher,
 )
+from services.infra.rejections import DETAIL_HEADER_BYTES, utf8_cut
 
 _CT_HEADER = ("content-type", CONTENT_TYPE.encode())
-DETAIL_HEADER_BYTES = 2000  # docs/contract.md §2: x-error-detail is at most this long
-
-
-def utf8_cut(text: str, limit: int) -> bytes:
-    """``text`` as UTF-8, at most ``limit`` bytes, never splitting a character.
-
-    Lone surrogates (which cannot be encoded) become ``?``.
-    """
-    raw = text.encode("utf-8", "replace")
-    if len(raw) <= limit:
-        return raw
-    return raw[:limit].decode("utf-8", "ignore").encode("utf-8")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 
 from services.import_worker.domain.inbound import InRecord, Reason, Rejected, parse
-from services.import_worker.service_layer.engine import DETAIL_HEADER_BYTES, utf8_cut
+from services.infra.rejections import DETAIL_HEADER_BYTES, utf8_cut
 
 from .fakes import FakeDirectory, FakePublisher
 from .support import (

@@ -1,0 +1,1 @@
+"""The handlers: execute the import worker's commands against each partner's own tools."""

@@ -1,0 +1,296 @@
+"""The handlers' tables (schema ``handlers``): integrations, the inbox, links, passwords.
+
+Every write that goes with a result (the inbox row turning ``done``, the link
+it found) happens in one transaction, after the result was acknowledged by the
+broker: a crash in between redoes the command, which finds its own records
+again and sends the same result (same id).
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from schemas.integrations import IntegrationConfigured, IntegrationRemoved
+
+
+@dataclass(frozen=True)
+class StoredIntegration:
+    partner_id: str
+    provider: str
+    base_url: str
+    settings: dict[str, Any]
+    enabled: bool
+    credentials_ciphertext: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """What the inbox knows of a command: done (with its result) or started N times."""
+
+    done: bool
+    attempts: int
+    result_type: str | None = None
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StoredDocLink:
+    account_key: str
+    command_id: uuid.UUID
+    provider: str
+    organization_id: str
+    entry_id: str | None
+    url: str | None
+    command: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SealedPassword:
+    change_id: str
+    changed_at: datetime
+    ciphertext: str
+
+
+_UPSERT_INTEGRATION = """
+INSERT INTO handlers.integrations AS i
+    (partner_id, provider, base_url, settings, enabled, credentials_ciphertext, version, removed)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)
+ON CONFLICT (partner_id, provider) DO UPDATE SET
+    base_url = EXCLUDED.base_url, settings = EXCLUDED.settings, enabled = EXCLUDED.enabled,
+    credentials_ciphertext = EXCLUDED.credentials_ciphertext, version = EXCLUDED.version,
+    removed = EXCLUDED.removed, projected_at = now()
+WHERE i.version < EXCLUDED.version
+RETURNING version
+"""
+
+
+class Store:
+    """All the handlers' reads and writes, on one pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # -- integrations (projection of integration.events) -------------------------
+
+    async def apply_integration(self, state: IntegrationConfigured | IntegrationRemoved) -> bool:
+        """Version-guarded: False when an equal or newer version is already there."""
+        if isinstance(state, IntegrationRemoved):
+            args: tuple[Any, ...] = (
+                state.partner_id,
+                state.provider.value,
+                "",
+                "{}",
+                False,
+                None,
+                state.version,
+                True,
+            )
+        else:
+            args = (
+                state.partner_id,
+                state.provider.value,
+                state.base_url,
+                json.dumps(state.settings),
+                state.enabled,
+                state.credentials_ciphertext,
+                state.version,
+                False,
+            )
+        return await self.pool.fetchval(_UPSERT_INTEGRATION, *args) is not None
+
+    async def integration(self, partner_id: str, provider: str) -> StoredIntegration | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM handlers.integrations"
+            " WHERE partner_id = $1 AND provider = $2 AND NOT removed",
+            partner_id,
+            provider,
+        )
+        if row is None:
+            return None
+        return StoredIntegration(
+            partner_id=row["partner_id"],
+            provider=row["provider"],
+            base_url=row["base_url"],
+            settings=json.loads(row["settings"]),
+            enabled=row["enabled"],
+            credentials_ciphertext=row["credentials_ciphertext"],
+            version=row["version"],
+        )
+
+    # -- the inbox ----------------------------------------------------------------
+
+    async def begin(
+        self,
+        command_id: uuid.UUID,
+        command_type: str,
+        account_key: str,
+        partner_id: str,
+        provider: str | None,
+    ) -> InboxEntry:
+        """Record the intent (one more attempt) unless the command is done already."""
+        row = await self.pool.fetchrow(
+            """INSERT INTO handlers.inbox AS x
+                   (command_id, command_type, account_key, partner_id, provider, state, attempts)
+               VALUES ($1, $2, $3, $4, $5, 'started', 1)
+               ON CONFLICT (command_id) DO UPDATE SET
+                   attempts = CASE WHEN x.state = 'done' THEN x.attempts ELSE x.attempts + 1 END,
+                   updated_at = CASE WHEN x.state = 'done' THEN x.updated_at ELSE now() END
+               RETURNING state, attempts, result_type, result""",
+            command_id,
+            command_type,
+            account_key,
+            partner_id,
+            provider,
+        )
+        done = row["state"] == "done"
+        result = json.loads(row["result"]) if row["result"] is not None else None
+        return InboxEntry(done, row["attempts"], row["result_type"], result)
+
+    async def finish(
+        self,
+        command_id: uuid.UUID,
+        result_type: str,
+        result_id: uuid.UUID,
+        result: dict[str, Any],
+        *,
+        doc_link: StoredDocLink | None = None,
+        psa_link: tuple[str, str, str, str, str | None, str | None] | None = None,
+    ) -> None:
+        """The command is done: its result, and what it linked, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE handlers.inbox SET state = 'done', result_type = $2, result_id = $3,
+                       result = $4::jsonb, updated_at = now() WHERE command_id = $1""",
+                command_id,
+                result_type,
+                result_id,
+                json.dumps(result),
+            )
+            if doc_link is not None:
+                await self._save_doc_link(conn, doc_link)
+            if psa_link is not None:
+                await conn.execute(
+                    """INSERT INTO handlers.psa_links
+                           (account_key, command_id, partner_id, provider, contact_id, email, phone)
+                       VALUES ($1, $6, $2, $3, $4, $5, $7)
+                       ON CONFLICT (account_key) DO UPDATE SET command_id = EXCLUDED.command_id,
+                           provider = EXCLUDED.provider, contact_id = EXCLUDED.contact_id,
+                           email = EXCLUDED.email, phone = EXCLUDED.phone, updated_at = now()""",
+                    psa_link[0],
+                    psa_link[1],
+                    psa_link[2],
+                    psa_link[3],
+                    psa_link[4],
+                    command_id,
+                    psa_link[5],
+                )
+
+    @staticmethod
+    async def _save_doc_link(conn: asyncpg.Connection, link: StoredDocLink) -> None:
+        await conn.execute(
+            """INSERT INTO handlers.doc_links
+                   (account_key, command_id, partner_id, provider, organization_id, entry_id,
+                    url, command)
+               VALUES ($1, $2, split_part($1, ':', 1), $3, $4, $5, $6, $7::jsonb)
+               ON CONFLICT (account_key) DO UPDATE SET command_id = EXCLUDED.command_id,
+                   provider = EXCLUDED.provider, organization_id = EXCLUDED.organization_id,
+                   entry_id = EXCLUDED.entry_id, url = EXCLUDED.url, command = EXCLUDED.command,
+                   updated_at = now()""",
+            link.account_key,
+            link.command_id,
+            link.provider,
+            link.organization_id,
+            link.entry_id,
+            link.url,
+            json.dumps(link.command),
+        )
+
+    # -- password changes -----------------------------------------------------------
+
+    async def remember_password(
+        self, account_key: str, change_id: str, changed_at: datetime, ciphertext: str
+    ) -> None:
+        """Keep the newest change (by ``changed_at``), still sealed."""
+        await self.pool.execute(
+            """INSERT INTO handlers.latest_passwords AS p
+                   (account_key, change_id, changed_at, ciphertext)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (account_key) DO UPDATE SET change_id = EXCLUDED.change_id,
+                   changed_at = EXCLUDED.changed_at, ciphertext = EXCLUDED.ciphertext
+               WHERE p.changed_at <= EXCLUDED.changed_at""",
+            account_key,
+            change_id,
+            changed_at,
+            ciphertext,
+        )
+
+    async def latest_password(self, account_key: str) -> SealedPassword | None:
+        row = await self.pool.fetchrow(
+            "SELECT change_id, changed_at, ciphertext FROM handlers.latest_passwords"
+            " WHERE account_key = $1",
+            account_key,
+        )
+        return (
+            SealedPassword(row["change_id"], row["changed_at"], row["ciphertext"]) if row else None
+        )
+
+    async def doc_link(self, account_key: str) -> StoredDocLink | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM handlers.doc_links WHERE account_key = $1", account_key
+        )
+        if row is None:
+            return None
+        return StoredDocLink(
+            account_key=row["account_key"],
+            command_id=row["command_id"],
+            provider=row["provider"],
+            organization_id=row["organization_id"],
+            entry_id=row["entry_id"],
+            url=row["url"],
+            command=json.loads(row["command"]),
+        )
+
+    async def change_applied(self, change_id: str, target: str) -> bool:
+        found = await self.pool.fetchval(
+            "SELECT 1 FROM handlers.password_changes WHERE change_id = $1 AND target = $2",
+            change_id,
+            target,
+        )
+        return found is not None
+
+    async def finish_change(
+        self,
+        change_id: str,
+        target: str,
+        account_key: str,
+        *,
+        doc_link: StoredDocLink | None = None,
+        result: tuple[uuid.UUID, str, uuid.UUID, dict[str, Any]] | None = None,
+    ) -> None:
+        """A change applied to one target, with the link it updated and the command's
+        latest result, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO handlers.password_changes (change_id, target, account_key)
+                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
+                change_id,
+                target,
+                account_key,
+            )
+            if doc_link is not None:
+                await self._save_doc_link(conn, doc_link)
+            if result is not None:
+                command_id, result_type, result_id, data = result
+                await conn.execute(
+                    """UPDATE handlers.inbox SET result_type = $2, result_id = $3,
+                           result = $4::jsonb, updated_at = now() WHERE command_id = $1""",
+                    command_id,
+                    result_type,
+                    result_id,
+                    json.dumps(data),
+                )
