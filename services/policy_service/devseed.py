@@ -185,3 +185,23 @@ def seed_demo(base_url: str, token: str | None = None, timeout: float = 5.0) -> 
         {"customer_ids": [customers[name] for name in MATCH_ONLY_CUSTOMERS]},
     )
     return SeedResult(seeded=True, customers=len(customers), policies=len(policies))
+
+
+def seed_integrations(base_url: str, simulators_url: str, timeout: float = 5.0) -> list[str]:
+    """Point the demo partner's integrations at the local vendor simulators.
+
+    The simulators say what to configure (``/demo/integrations``: base URLs,
+    their demo credentials, settings); each is PUT as a person would in the UI.
+    Done at every start, because the simulators' port may change; the integration's
+    version grows each time, and the handlers take the new one.
+    """
+    base_url = base_url.rstrip("/")
+    try:
+        with urllib.request.urlopen(simulators_url + "/demo/integrations", timeout=timeout) as resp:
+            wanted: dict[str, Any] = json.loads(resp.read())
+    except OSError as exc:
+        raise SeedError(f"the simulators at {simulators_url} do not answer: {exc}") from exc
+    api = _Api(base_url, dev_sign_in_token(base_url, timeout), timeout)
+    for provider, body in wanted.items():
+        api.call("PUT", f"/v1/integrations/{provider}", body)
+    return sorted(wanted)

@@ -64,7 +64,11 @@ DEMO_CREDENTIALS: dict[str, dict[str, Any]] = {
         "client_secret": "demo-graph-secret",
     },
 }
-DEMO_SETTINGS: dict[str, dict[str, Any]] = {"itglue": {"password_category_id": 15}}
+DEMO_SETTINGS: dict[str, dict[str, Any]] = {
+    "itglue": {"password_category_id": 15},
+    # The simulator's AccountKey custom field: contacts created by the handlers carry it.
+    "connectwise": {"marker_custom_field_id": 7},
+}
 
 CW_COMPANIES = {1001: ("Contoso Ltd", "Contoso"), 3003: ("Northwind Traders", "Northwind")}
 AUTOTASK_COMPANIES = {20417: "Fabrikam Inc"}

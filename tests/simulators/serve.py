@@ -43,15 +43,41 @@ def base_urls(origin: str, sims: Mapping[str, VendorSim]) -> dict[str, str]:
     return urls
 
 
+def demo_integrations(origin: str, sims: Mapping[str, VendorSim]) -> dict[str, Any]:
+    """What the dev stack PUTs on /v1/integrations/{provider} for the demo partner."""
+    from .demo import DEMO_CREDENTIALS, DEMO_SETTINGS
+
+    urls = base_urls(origin, sims)
+    out: dict[str, Any] = {}
+    for provider in ("connectwise", "autotask", "halo", "itglue", "hudu", "m365"):
+        name = "graph" if provider == "m365" else provider
+        if name not in sims:
+            continue
+        settings = dict(DEMO_SETTINGS.get(provider, {}))
+        if provider == "m365":
+            settings["token_url"] = urls["m365_token_url_template"]
+        out[provider] = {
+            "base_url": urls[provider],
+            "credentials": DEMO_CREDENTIALS[provider],
+            "settings": settings,
+        }
+    return out
+
+
 def build_root(sims: Mapping[str, VendorSim]) -> web.Application:
-    """A root app with each simulator mounted under its prefix, plus ``/healthz``."""
+    """A root app with each simulator mounted under its prefix, plus ``/healthz`` and
+    ``/demo/integrations`` (the demo partner's integrations, for the dev stack)."""
     root = web.Application()
 
     async def healthz(request: web.Request) -> web.StreamResponse:
         origin = f"{request.scheme}://{request.host}"
         return json_response({"ok": True, "base_urls": base_urls(origin, sims)})
 
+    async def integrations(request: web.Request) -> web.StreamResponse:
+        return json_response(demo_integrations(f"{request.scheme}://{request.host}", sims))
+
     root.router.add_get("/healthz", healthz)
+    root.router.add_get("/demo/integrations", integrations)
     for name, sim in sims.items():
         root.add_subapp(MOUNTS[name], sim.app)
     return root

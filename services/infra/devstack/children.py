@@ -68,6 +68,18 @@ class ChildProcesses:
         self._procs[proc.pid] = (name, proc)
         return proc
 
+    def spawn_command(
+        self, name: str, command: list[str], cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Like :meth:`spawn`, for a command that is not one of this project's scripts."""
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path(name).open("ab") as log_file:
+            log_file.write(f"--- {time.strftime('%F %T')} {' '.join(command)}\n".encode())
+            log_file.flush()
+            proc = spawn_tied(command, output=log_file, env=self._env, cwd=cwd)
+        self._procs[proc.pid] = (name, proc)
+        return proc
+
     async def run(self, name: str, *args: str, limit: float) -> int:
         """Run a one-shot command (``migrate``) to completion; -1 after ``limit`` s (killed)."""
         proc = self.spawn(name, *args)

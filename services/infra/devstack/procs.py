@@ -238,7 +238,11 @@ _SPAWNER = _Spawner()
 
 
 def spawn_tied(
-    command: Sequence[str], *, output: IO[bytes], env: Mapping[str, str] | None = None
+    command: Sequence[str],
+    *,
+    output: IO[bytes],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` in a session of its own that dies with this process.
 
@@ -257,6 +261,7 @@ def spawn_tied(
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent(os.getpid()) if PDEATHSIG_SUPPORTED else None,
         )

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from services.infra.devstack.summary import ServiceState, StackInfo, render_summ
 from services.infra.devstack.tokens import make_token, new_secret
 from services.infra.kafka_admin import broker_reachable, ensure_topics
 from services.infra.secrets import new_key
+from services.policy_service.devseed import SeedError, seed_integrations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +60,8 @@ class StackConfig:
     postgres_port: int = 5432
     http_port: int = 8080
     worker_http_port: int = 6066
+    handlers_http_port: int = 6067
+    simulators_port: int = 6080
     kafka_bootstrap: str | None = None
     database_url: str | None = None
     jwt_secret: str | None = None
@@ -90,6 +94,8 @@ def service_environment(
         HTTP_PORT=str(config.http_port),
         WORKER_HTTP_HOST=LOOPBACK,
         WORKER_HTTP_PORT=str(config.worker_http_port),
+        HANDLERS_HTTP_HOST=LOOPBACK,
+        HANDLERS_HTTP_PORT=str(config.handlers_http_port),
         DEV_MODE="1",
     )
     return env
@@ -107,6 +113,12 @@ def dev_secrets_key(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(key + "\n")
     return key
+
+
+def repository_root() -> Path | None:
+    """The source checkout this package runs from (editable install), if it is one."""
+    root = Path(__file__).resolve().parents[3]
+    return root if (root / "tests" / "simulators" / "__main__.py").exists() else None
 
 
 class DevStack:
@@ -156,11 +168,15 @@ class DevStack:
             os.environ, self._config, database_url=database_url, bootstrap=bootstrap, secret=secret
         )
         self._children = ChildProcesses(self._log_dir, env)
+        simulators = await self._simulators_up()
         specs = [
             ServiceSpec("policy-service", self._config.http_port),
             ServiceSpec("import-worker", self._config.worker_http_port),
+            ServiceSpec("handlers", self._config.handlers_http_port),
         ]
         self._services = list(await asyncio.gather(*(self._service_up(s) for s in specs)))
+        if simulators is not None and self._services[0].status == "ready":
+            await self._demo_integrations(simulators)
         _lap(phases, "services", mark)
         return StackInfo(
             bootstrap=bootstrap,
@@ -177,7 +193,46 @@ class DevStack:
             log_dir=self._log_dir,
             notes=self._notes,
             phases=phases,
+            simulators=simulators,
         )
+
+    async def _demo_integrations(self, simulators: str) -> None:
+        policy = f"http://{LOOPBACK}:{self._config.http_port}"
+        try:
+            names = await self._in_thread(lambda: seed_integrations(policy, simulators))
+        except SeedError as exc:
+            self._notes.append(f"demo integrations not configured: {exc}")
+            return
+        self._notes.append(f"demo integrations ({', '.join(names)}) point at the simulators")
+
+    async def _simulators_up(self) -> str | None:
+        """The vendors' simulators (a source checkout's ``tests/simulators``) for the demo
+        integrations; None when they are not there (an installed package) or do not start."""
+        root = repository_root()
+        if root is None:
+            self._notes.append("no vendor simulators (not a source checkout): no demo integrations")
+            return None
+        assert self._children is not None
+        port = first_free_port(self._config.simulators_port)
+        command = [
+            sys.executable,
+            "-m",
+            "tests.simulators",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+        ]
+        self._children.spawn_command("simulators", command, cwd=root)
+        deadline = time.monotonic() + self._config.service_timeout
+        while time.monotonic() < deadline:
+            if await http_ok(port, "/healthz"):
+                return f"http://{LOOPBACK}:{port}"
+            await asyncio.sleep(0.1)
+        self._notes.append(
+            f"the vendor simulators did not answer; see {self._children.log_path('simulators')}"
+        )
+        return None
 
     async def _broker_up(self) -> str:
         external = self._config.kafka_bootstrap

@@ -42,6 +42,8 @@ class StackInfo:
     notes: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds per start-up phase, shown so slow steps are visible."""
+    simulators: str | None = None
+    """Where the vendors' simulators answer (the demo integrations point there)."""
 
 
 def _service_line(state: ServiceState, extra: str) -> str:
@@ -59,7 +61,7 @@ def render_summary(info: StackInfo, seconds: float) -> str:
         "Tansu, in memory: a restart loses all topics" if info.broker_local else "external"
     )
     pg_kind = "embedded" if info.postgres_local else "external"
-    policy, worker = info.services
+    policy, worker, *more = info.services
     api = f"http://127.0.0.1:{policy.spec.port}"
     example = f"{api}/v1/import-policies?account_type=end_user"
     phases = ", ".join(f"{name} {took:.2f} s" for name, took in info.phases.items())
@@ -72,8 +74,15 @@ def render_summary(info: StackInfo, seconds: float) -> str:
         f" for new ones ({len(info.topics_created)} created now)",
         _service_line(policy, f"{api}  (docs {api}/docs, metrics {api}/metrics)"),
         _service_line(worker, f"{worker.spec.health_url}  (metrics: /metrics)"),
+        *(_service_line(other, f"{other.spec.health_url}  (metrics: /metrics)") for other in more),
         f"  {'logs':<16}{info.log_dir}/",
     ]
+    if info.simulators:
+        lines.insert(
+            -1,
+            f"  {'simulators':<16}{info.simulators}  (ConnectWise, Autotask, Halo, IT Glue,"
+            " Hudu, Graph: the demo integrations)",
+        )
     lines += [f"  note: {note}" for note in info.notes]
     secret_origin = "generated for this run" if info.secret_generated else "from the environment"
     lines += [
