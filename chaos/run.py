@@ -33,6 +33,7 @@ SCENARIOS = {
     "9": "chaos.s9_read_only_database",
     "10": "chaos.s10_startup_gate",
     "11": "chaos.s11_relay_failover",
+    "12": "chaos.s12_handlers_kill",
 }
 
 
