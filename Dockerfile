@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# One image for both services; the command picks the service:
+# One image for the three services; the command picks the service:
 #   policy-service run | migrate | relay
 #   import-worker  run | migrate | simulate
+#   handlers       run | migrate
 # Build:  docker build -t msp-account-import:dev .
 # See docs/deploy.md.
 
@@ -41,13 +42,14 @@ COPY schemas ./schemas
 COPY services ./services
 RUN pip install --no-deps . \
     && policy-service --help > /dev/null \
-    && import-worker --help > /dev/null
+    && import-worker --help > /dev/null \
+    && handlers --help > /dev/null
 
 # -------------------------------------------------------------- runtime stage
 FROM ${PYTHON_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="msp-account-import" \
-      org.opencontainers.image.description="Import policy service and import worker" \
+      org.opencontainers.image.description="Import policy service, import worker and handlers" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # The services listen on loopback unless told otherwise (the default of
@@ -56,7 +58,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HTTP_HOST=0.0.0.0 \
-    WORKER_HTTP_HOST=0.0.0.0
+    WORKER_HTTP_HOST=0.0.0.0 \
+    HANDLERS_HTTP_HOST=0.0.0.0
 
 # A fixed non-root user; Kubernetes manifests use the same ids (runAsUser).
 RUN groupadd --system --gid 10001 app \
@@ -73,8 +76,9 @@ COPY deploy/docker/healthcheck.py /usr/local/bin/healthcheck
 WORKDIR /var/lib/msp-account-import
 USER 10001:10001
 
-# 8080: policy service (HTTP_PORT); 6066: import worker (WORKER_HTTP_PORT).
-EXPOSE 8080 6066
+# 8080: policy service (HTTP_PORT); 6066: import worker (WORKER_HTTP_PORT);
+# 6067: handlers (HANDLERS_HTTP_PORT).
+EXPOSE 8080 6066 6067
 
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "/usr/local/bin/healthcheck", "/healthz"]

@@ -30,9 +30,11 @@ import jsonschema
 import yaml
 from jsonschema.validators import validator_for
 from kubernetes_validate import utils as kv
+from pydantic_settings import BaseSettings
 from referencing import Registry, Resource
 
 from schemas.topics import CHANNELS, TopicNames
+from services.handlers.settings import HandlersSettings
 from services.import_worker.settings import WorkerSettings
 from services.infra.settings import CommonSettings
 from services.policy_service.settings import PolicyServiceSettings
@@ -328,6 +330,13 @@ def expected_topics() -> dict[str, str]:
 COMPACTED_CHANNELS = ("policy_events", "customer_events", "integration_events")
 
 
+def handler_command_topics() -> set[str]:
+    """The command topics the handlers' consumer group executes (what KEDA scales on)."""
+    from services.handlers.entrypoints.runtime import COMMAND_CHANNELS
+
+    return {expected_topics()[channel] for channel in COMMAND_CHANNELS}
+
+
 def default_partitions() -> int:
     topic_default = TopicNames.model_fields["partitions"].default
     common_default = CommonSettings.model_fields["topic_partitions"].default
@@ -335,11 +344,34 @@ def default_partitions() -> int:
     return int(topic_default)
 
 
+# Console script -> the settings class its `run` reads (`migrate` reads CommonSettings,
+# a base of each).
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "policy-service": PolicyServiceSettings,
+    "import-worker": WorkerSettings,
+    "handlers": HandlersSettings,
+}
+
+# Console script -> the settings fields of its HTTP listener (health, metrics).
+HTTP_SETTINGS: dict[str, tuple[str, str]] = {
+    "policy-service": ("http_host", "http_port"),
+    "import-worker": ("worker_http_host", "worker_http_port"),
+    "handlers": ("handlers_http_host", "handlers_http_port"),
+}
+
+
+def http_env(service: str) -> tuple[str, str, int]:
+    """(host variable, port variable, default port) of ``service``'s HTTP listener."""
+    host, port = HTTP_SETTINGS[service]
+    fields = SETTINGS[service].model_fields
+    assert host in fields, service
+    assert port in fields, service
+    return host.upper(), port.upper(), int(fields[port].default)
+
+
 def settings_env_names(service: str) -> set[str]:
     """Every environment variable the settings of ``service`` read."""
-    settings_cls = {"policy-service": PolicyServiceSettings, "import-worker": WorkerSettings}[
-        service
-    ]
+    settings_cls = SETTINGS[service]
     names: set[str] = set()
     for cls in (settings_cls, TopicNames):
         prefix = cls.model_config.get("env_prefix", "") or ""
@@ -348,9 +380,7 @@ def settings_env_names(service: str) -> set[str]:
 
 
 def required_env_names(service: str) -> set[str]:
-    settings_cls = {"policy-service": PolicyServiceSettings, "import-worker": WorkerSettings}[
-        service
-    ]
+    settings_cls = SETTINGS[service]
     return {
         name.upper() for name, field in settings_cls.model_fields.items() if field.is_required()
     }

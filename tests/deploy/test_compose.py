@@ -10,9 +10,11 @@ import pytest
 
 from .deploylib import (
     ENV_EXAMPLE,
+    SETTINGS,
     InterpolationError,
     compose_errors,
     find_tool,
+    http_env,
     interpolate,
     load_compose,
     read_env_file,
@@ -93,8 +95,8 @@ def test_services_healthchecks_and_dependencies(compose: dict[str, Any]) -> None
     services = compose["services"]
     long_running = {name for name, s in services.items() if s.get("restart") != "no"}
     one_shot = set(services) - long_running
-    assert one_shot == {"kafka-topics", "policy-service-migrate", "import-worker-migrate"}
-    assert long_running == {"kafka", "postgres", "policy-service", "import-worker"}
+    assert one_shot == {"kafka-topics", *(f"{name}-migrate" for name in SETTINGS)}
+    assert long_running == {"kafka", "postgres", *SETTINGS}
     for name in long_running:
         assert "healthcheck" in services[name], name
     # `docker compose up --wait` succeeds only if each one-shot is awaited
@@ -105,7 +107,7 @@ def test_services_healthchecks_and_dependencies(compose: dict[str, Any]) -> None
             == "service_completed_successfully"
             for other in long_running
         ), name
-    for name in ("policy-service", "import-worker"):
+    for name in SETTINGS:
         deps = services[name]["depends_on"]
         assert deps["kafka"]["condition"] == "service_healthy"
         assert deps["postgres"]["condition"] == "service_healthy"
@@ -113,14 +115,28 @@ def test_services_healthchecks_and_dependencies(compose: dict[str, Any]) -> None
         assert deps[f"{name}-migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["command"] == [name, "run"]
         assert services[f"{name}-migrate"]["command"] == [name, "migrate"]
+        # Each migrates the database its service uses.
+        migrate_url = services[f"{name}-migrate"]["environment"]["DATABASE_URL"]
+        assert migrate_url == services[name]["environment"]["DATABASE_URL"], name
+        # The image's healthcheck script asks the service's own port.
+        assert services[name]["healthcheck"]["test"] == [
+            "CMD",
+            "python",
+            "/usr/local/bin/healthcheck",
+            "/readyz",
+        ], name
     assert services["import-worker"]["deploy"]["replicas"] == 2
 
 
 def test_services_listen_on_every_interface_of_their_container(compose: dict[str, Any]) -> None:
     # The services default to loopback (`make run`); published ports reach the container IP.
     services = compose["services"]
-    assert services["policy-service"]["environment"]["HTTP_HOST"] == "0.0.0.0"
-    assert services["import-worker"]["environment"]["WORKER_HTTP_HOST"] == "0.0.0.0"
+    for name in SETTINGS:
+        host_var, port_var, default_port = http_env(name)
+        env = services[name]["environment"]
+        assert env[host_var] == "0.0.0.0", name
+        # The port the healthcheck script falls back to (deploy/docker/healthcheck.py).
+        assert env.get(port_var, str(default_port)) == str(default_port), name
 
 
 def test_named_volumes_hold_the_data(compose: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .deploylib import DOCKERFILE, REPO, find_tool
+from .deploylib import DEPLOY, DOCKERFILE, REPO, SETTINGS, find_tool, http_env
 
 pytestmark = pytest.mark.deploy
 
@@ -82,17 +82,32 @@ def test_multi_stage_slim_non_root_with_healthcheck() -> None:
 
 def test_image_services_listen_on_every_interface() -> None:
     # The services default to loopback (`make run`); in a container that would
-    # leave them unreachable, so the image sets both hosts.
+    # leave them unreachable, so the image sets every service's host.
     _, runtime = stages()
     env = " ".join(args for keyword, args in runtime if keyword == "ENV").split()
-    assert "HTTP_HOST=0.0.0.0" in env
-    assert "WORKER_HTTP_HOST=0.0.0.0" in env
+    exposed = {int(port) for k, a in runtime if k == "EXPOSE" for port in a.split()}
+    for service in SETTINGS:
+        host_var, _, default_port = http_env(service)
+        assert f"{host_var}=0.0.0.0" in env, service
+        assert default_port in exposed, service
 
 
-def test_console_scripts_of_both_services_exist() -> None:
+def test_healthcheck_script_knows_every_services_port() -> None:
+    # One script for every container of the image: it tries each service's port.
+    script = (DEPLOY / "docker" / "healthcheck.py").read_text("utf-8")
+    for service in SETTINGS:
+        _, port_var, default_port = http_env(service)
+        assert f'os.environ.get("{port_var}", "{default_port}")' in script, service
+
+
+def test_console_scripts_of_every_service_exist() -> None:
     pyproject = (REPO / "pyproject.toml").read_text("utf-8")
-    for script in ("policy-service", "import-worker"):
+    build, _ = stages()
+    build_steps = " ".join(a for k, a in build if k == "RUN")
+    for script in SETTINGS:
         assert re.search(rf"^{script} = ", pyproject, re.M), script
+        # The build stage checks each one starts.
+        assert f"{script} --help" in build_steps, script
 
 
 def test_dockerignore_keeps_secrets_and_junk_out() -> None:

@@ -6,6 +6,7 @@ the deployment issue asks for (probes, hardening, budgets, autoscaling).
 """
 
 import copy
+import ipaddress
 from collections import Counter
 from typing import Any
 
@@ -14,10 +15,12 @@ import yaml
 
 from .deploylib import (
     DEPLOY,
+    HTTP_SETTINGS,
     KUBERNETES_VERSIONS,
     OVERLAYS,
     config_maps,
     container_env,
+    http_env,
     kubectl,
     of_kind,
     one,
@@ -32,6 +35,8 @@ pytestmark = pytest.mark.deploy
 
 RENDERED = ("base", "base/kafka-topics", *(f"overlays/{o}" for o in OVERLAYS))
 OVERLAY_PATHS = [f"overlays/{o}" for o in OVERLAYS]
+# Every service has a Deployment, a Service and a migration Job of that name.
+SERVICES = tuple(HTTP_SETTINGS)
 
 
 def test_kubectl_with_kustomize_v5_is_available() -> None:
@@ -48,15 +53,15 @@ def test_overlay_has_every_resource(overlay: str) -> None:
     kinds = Counter(doc["kind"] for doc in render(overlay))
     assert kinds == {
         "Namespace": 1,
-        "ServiceAccount": 2,
-        "ConfigMap": 3,
-        "Deployment": 2,
-        "Service": 2,
-        "Job": 2,
+        "ServiceAccount": 3,
+        "ConfigMap": 4,
+        "Deployment": 3,
+        "Service": 3,
+        "Job": 3,
         "HorizontalPodAutoscaler": 1,
-        "ScaledObject": 1,
-        "PodDisruptionBudget": 2,
-        "NetworkPolicy": 4,
+        "ScaledObject": 2,
+        "PodDisruptionBudget": 3,
+        "NetworkPolicy": 5,
         "KafkaTopic": 17,
     }
     # The Secret is the operator's: no kustomization renders one.
@@ -147,18 +152,23 @@ def test_workloads_are_hardened(overlay: str) -> None:
 def test_probes_use_the_real_endpoints_and_ports(overlay: str) -> None:
     docs = render(overlay)
     maps = config_maps(docs)
-    for name, port_var in (("policy-service", "HTTP_PORT"), ("import-worker", "WORKER_HTTP_PORT")):
+    for name in SERVICES:
+        _, port_var, _ = http_env(name)
         deployment = one(docs, "Deployment", name)
         container = _container(deployment)
+        assert container["command"] == [name, "run"]
         (port,) = container["ports"]
         assert port["name"] == "http"
         assert str(port["containerPort"]) == container_env(container, maps)[port_var]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(port["containerPort"]), name
         assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         service = one(docs, "Service", name)
         assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
         assert service["spec"]["ports"][0]["targetPort"] == "http"
+        assert service["spec"]["ports"][0]["port"] == port["containerPort"]
         # Autoscalers own the replica count.
         assert "replicas" not in deployment["spec"]
         assert len(deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]) == 2
@@ -169,7 +179,8 @@ def test_services_listen_on_every_interface(overlay: str) -> None:
     # The services default to loopback (`make run`); probes and Services reach the pod IP.
     docs = render(overlay)
     maps = config_maps(docs)
-    for name, host_var in (("policy-service", "HTTP_HOST"), ("import-worker", "WORKER_HTTP_HOST")):
+    for name in SERVICES:
+        host_var, _, _ = http_env(name)
         container = _container(one(docs, "Deployment", name))
         assert container_env(container, maps).get(host_var) == "0.0.0.0", name
 
@@ -212,31 +223,66 @@ def test_policy_service_scales_on_cpu(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAY_PATHS)
 def test_migration_jobs_run_each_service_migrate(overlay: str) -> None:
-    jobs = {
-        job["metadata"]["name"]: _container(job)["command"]
-        for job in of_kind(render(overlay), "Job")
+    docs = render(overlay)
+    jobs = {job["metadata"]["name"]: _container(job)["command"] for job in of_kind(docs, "Job")}
+    assert jobs == {f"{name}-migrate": [name, "migrate"] for name in SERVICES}
+    for name in SERVICES:
+        # Each migrates the database its service uses.
+        job = _secret_refs(_container(one(docs, "Job", f"{name}-migrate")))
+        run = _secret_refs(_container(one(docs, "Deployment", name)))
+        assert job["DATABASE_URL"] == run["DATABASE_URL"], name
+        assert job["DATABASE_URL"]["key"] == f"{name}-database-url"
+
+
+def _secret_refs(container: Any) -> dict[str, Any]:
+    return {
+        item["name"]: item["valueFrom"]["secretKeyRef"]
+        for item in container.get("env", [])
+        if "secretKeyRef" in item.get("valueFrom", {})
     }
-    assert jobs == {
-        "policy-service-migrate": ["policy-service", "migrate"],
-        "import-worker-migrate": ["import-worker", "migrate"],
+
+
+def _selects(policy: Any, labels: dict[str, str]) -> bool:
+    wanted = policy["spec"]["podSelector"].get("matchLabels", {})
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _is_default_deny(policy: Any) -> bool:
+    return "ingress" not in policy["spec"] and "egress" not in policy["spec"]
+
+
+def _allowing(docs: Any, workload: Any) -> list[Any]:
+    """The policies other than default-deny that select the pods of ``workload``."""
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    return [
+        p for p in of_kind(docs, "NetworkPolicy") if not _is_default_deny(p) and _selects(p, labels)
+    ]
+
+
+def _kafka_port(docs: Any) -> int:
+    """The broker port of KAFKA_BOOTSTRAP_SERVERS, as every service is given it."""
+    maps = config_maps(docs)
+    ports = {
+        int(server.rsplit(":", 1)[1])
+        for deployment in of_kind(docs, "Deployment")
+        for server in str(
+            container_env(_container(deployment), maps)["KAFKA_BOOTSTRAP_SERVERS"]
+        ).split(",")
     }
+    (port,) = ports
+    return port
 
 
 @pytest.mark.parametrize("overlay", OVERLAY_PATHS)
 def test_network_policies_cover_every_pod(overlay: str) -> None:
     docs = render(overlay)
     policies = of_kind(docs, "NetworkPolicy")
-
-    def selects(policy: Any, labels: dict[str, str]) -> bool:
-        wanted = policy["spec"]["podSelector"].get("matchLabels", {})
-        return all(labels.get(k) == v for k, v in wanted.items())
-
-    default_deny = [p for p in policies if "ingress" not in p["spec"] and "egress" not in p["spec"]]
+    default_deny = [p for p in policies if _is_default_deny(p)]
     assert default_deny, "a default-deny policy"
     for workload, _ in pod_specs(docs):
         labels = workload["spec"]["template"]["metadata"]["labels"]
-        assert any(selects(p, labels) for p in default_deny), workload["metadata"]["name"]
-        allowing = [p for p in policies if p not in default_deny and selects(p, labels)]
+        assert any(_selects(p, labels) for p in default_deny), workload["metadata"]["name"]
+        allowing = _allowing(docs, workload)
         assert allowing, f"no egress allowed for {workload['metadata']['name']}"
         egress_ports = {
             port["port"]
@@ -245,14 +291,73 @@ def test_network_policies_cover_every_pod(overlay: str) -> None:
             for port in rule["ports"]
         }
         assert {53, 5432} <= egress_ports
-    for name in ("policy-service", "import-worker"):
-        container = _container(one(docs, "Deployment", name))
-        labels = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        if workload["kind"] == "Deployment":
+            assert _kafka_port(docs) in egress_ports, workload["metadata"]["name"]
+    for name in SERVICES:
+        deployment = one(docs, "Deployment", name)
+        container = _container(deployment)
         ingress_ports = {
             port["port"]
-            for p in policies
-            if p not in default_deny and selects(p, labels)
+            for p in _allowing(docs, deployment)
             for rule in p["spec"].get("ingress", [])
             for port in rule["ports"]
         }
         assert ingress_ports == {container["ports"][0]["containerPort"]}, name
+
+
+# Addresses a tenant's base_url must never reach (the handlers' resolver refuses
+# them too): cloud metadata, private, loopback, shared, link-local, unique-local.
+NOT_PUBLIC = (
+    "169.254.169.254",
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "127.0.0.1",
+    "100.64.0.10",
+    "0.0.0.0",
+    "::1",
+    "fd00:ec2::254",
+    "fe80::1",
+)
+PUBLIC = ("8.8.8.8", "52.96.0.1", "2606:4700::1111")
+VENDOR_PORTS = {443, 465, 587}  # HTTPS; SMTP over TLS and with STARTTLS
+
+
+def _reaches(rule: Any, address: str) -> bool:
+    """Whether an egress rule's peers admit ``address`` (no ``to``: everywhere)."""
+    if "to" not in rule:
+        return True
+    ip = ipaddress.ip_address(address)
+    for peer in rule["to"]:
+        assert set(peer) == {"ipBlock"}, peer  # pod or namespace peers are not expected
+        block = peer["ipBlock"]
+        cidr = ipaddress.ip_network(block["cidr"])
+        excepted = any(ip in ipaddress.ip_network(e) for e in block.get("except", []))
+        if ip.version == cidr.version and ip in cidr and not excepted:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("overlay", OVERLAY_PATHS)
+def test_only_the_handlers_reach_the_vendors_and_only_public_addresses(overlay: str) -> None:
+    docs = render(overlay)
+    internal = {53, 5432, _kafka_port(docs)}
+    for workload, _ in pod_specs(docs):
+        name = workload["metadata"]["name"]
+        rules = [rule for p in _allowing(docs, workload) for rule in p["spec"].get("egress", [])]
+        for rule in rules:
+            ports = {port["port"] for port in rule["ports"]}
+            if "to" not in rule:
+                # Open destinations only for DNS, Kafka and PostgreSQL (in or out of the cluster).
+                assert ports <= internal, f"{name}: {sorted(ports)} to anywhere"
+        vendor_rules = [r for r in rules if VENDOR_PORTS & {p["port"] for p in r["ports"]}]
+        if name != "handlers":
+            assert not vendor_rules, name
+            continue
+        (rule,) = vendor_rules
+        assert {port["port"] for port in rule["ports"]} == VENDOR_PORTS
+        assert all(port["protocol"] == "TCP" for port in rule["ports"])
+        for address in NOT_PUBLIC:
+            assert not _reaches(rule, address), address
+        for address in PUBLIC:
+            assert _reaches(rule, address), address

@@ -2,7 +2,8 @@
 
 Topic names come from the contract package (schemas/topics.py) and the
 worker's settings (its retry topic); environment variables must be fields of
-the services' pydantic settings, so a typo in a manifest cannot go unnoticed.
+the services' pydantic settings (policy service, import worker, handlers), so
+a typo in a manifest cannot go unnoticed.
 """
 
 from typing import Any
@@ -12,10 +13,12 @@ import pytest
 from .deploylib import (
     COMPACTED_CHANNELS,
     OVERLAYS,
+    SETTINGS,
     config_maps,
     container_env,
     default_partitions,
     expected_topics,
+    handler_command_topics,
     load_compose,
     of_kind,
     one,
@@ -136,8 +139,46 @@ def test_keda_scales_the_worker_group_on_account_discovered(overlay: str) -> Non
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= topic["spec"]["partitions"]
 
 
+@pytest.mark.parametrize("overlay", OVERLAY_PATHS)
+def test_keda_scales_the_handlers_group_on_the_command_topics(overlay: str) -> None:
+    docs = render(overlay)
+    scaled = one(docs, "ScaledObject", "handlers")
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] == "handlers"
+    handlers = one(docs, "Deployment", "handlers")
+    (container,) = handlers["spec"]["template"]["spec"]["containers"]
+    env = container_env(container, config_maps(docs))
+    triggers = spec["triggers"]
+    assert all(trigger["type"] == "kafka" for trigger in triggers)
+    # One trigger per command topic the code consumes: a topic nobody consumes
+    # yet would show ever-growing lag and pin the replicas at the maximum.
+    topics = [trigger["metadata"]["topic"] for trigger in triggers]
+    assert sorted(topics) == sorted(handler_command_topics())
+    in_kafka = kafka_topics(overlay)
+    for trigger in triggers:
+        meta = trigger["metadata"]
+        assert meta["consumerGroup"] == env["HANDLERS_GROUP_ID"]
+        assert meta["bootstrapServers"] == env["KAFKA_BOOTSTRAP_SERVERS"]
+        assert meta["allowIdleConsumers"] == "false"
+        assert meta["offsetResetPolicy"] == "earliest"  # the consumer's auto_offset_reset
+        partitions = in_kafka[meta["topic"]]["spec"]["partitions"]
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
+
+
+@pytest.mark.parametrize("overlay", OVERLAY_PATHS)
+def test_handlers_and_policy_service_share_the_secrets_key(overlay: str) -> None:
+    # The handlers open what the policy service sealed: one key, from one Secret entry.
+    docs = render(overlay)
+    refs: dict[str, Any] = {}
+    for name in ("policy-service", "handlers"):
+        (container,) = one(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        (item,) = [item for item in container["env"] if item["name"] == "SECRETS_KEY"]
+        refs[name] = item["valueFrom"]["secretKeyRef"]
+    assert refs["policy-service"] == refs["handlers"]
+
+
 def _service_of(command: list[str]) -> str:
-    assert command[0] in ("policy-service", "import-worker"), command
+    assert command[0] in SETTINGS, command
     return command[0]
 
 
@@ -176,3 +217,10 @@ def test_compose_env_vars_exist_in_settings() -> None:
         assert not unknown, f"{name}: {sorted(unknown)}"
         if service["command"][1] == "run":
             assert required_env_names(owner) <= set(service["environment"]), name
+
+
+def test_compose_gives_handlers_the_policy_services_secrets_key() -> None:
+    services = load_compose()["services"]
+    key = services["policy-service"]["environment"]["SECRETS_KEY"]
+    assert key.startswith("${SECRETS_KEY")
+    assert services["handlers"]["environment"]["SECRETS_KEY"] == key
