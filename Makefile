@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-integration test-e2e screenshots lint fmt schemas settings-doc bench clean
+.PHONY: install run test test-unit test-integration test-e2e screenshots lint fmt schemas settings-doc bench bench-handlers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ settings-doc: $(STAMP)
 ## Throughput and latency of the import worker (see docs/performance.md).
 bench: $(STAMP)
 	$(BIN)/python bench/worker_bench.py
+
+## The handlers against the vendor simulators (docs/performance.md).
+bench-handlers: $(STAMP)
+	$(BIN)/python bench/handlers_bench.py
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

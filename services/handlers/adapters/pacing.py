@@ -63,14 +63,19 @@ class PgPacer:
         self.window = window
         self.counted = window + (margin if margin is not None else max(0.2, window * 0.01))
         self._random = random.Random()
+        # One waiter per process asks the database; the others queue here. Without it a
+        # throttled integration's hundreds of waiting commands would each poll
+        # PostgreSQL, and crowd out the pool every other partner's commands use.
+        self._turn = asyncio.Lock()
 
     async def acquire(self) -> None:
-        while True:
-            wait = await self._try()
-            if wait <= 0:
-                return
-            # A little jitter, so that waiting processes do not all ask at once.
-            await asyncio.sleep(wait + self._random.uniform(0, min(0.05, wait / 10)))
+        async with self._turn:
+            while True:
+                wait = await self._try()
+                if wait <= 0:
+                    return
+                # A little jitter, so that waiting processes do not all ask at once.
+                await asyncio.sleep(wait + self._random.uniform(0, min(0.05, wait / 10)))
 
     async def _try(self) -> float:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -106,10 +111,11 @@ class ConcurrencySlots:
         self.key = key
         self.slots = slots
         self._random = random.Random()
+        self._local = asyncio.Semaphore(slots)  # no more local contenders than slots
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        async with self.pool.acquire() as conn:
+        async with self._local, self.pool.acquire() as conn:
             slot = await self._take(conn)
             try:
                 yield

@@ -156,7 +156,12 @@ class HandlersRuntime:
         )
         store = Store(self.pool)
         connectors = Connectors(
-            self.session, self.pool, policy, self.metrics.vendor, paced=s.vendor_pacing
+            self.session,
+            self.pool,
+            policy,
+            self.metrics.vendor,
+            paced=s.vendor_pacing,
+            window_scale=s.vendor_window_scale,
         )
         self.executor = Executor(
             store,

@@ -50,12 +50,14 @@ class Connectors:
         metrics: VendorMetrics | None = None,
         *,
         paced: bool = True,
+        window_scale: float = 1.0,
     ) -> None:
         self.session = session
         self.pool = pool
         self.policy = policy
         self.metrics = metrics
         self.paced = paced
+        self.window_scale = window_scale
         self._built: dict[tuple[str, str], tuple[int, Connector]] = {}
 
     def supports(self, provider: str) -> bool:
@@ -75,7 +77,7 @@ class Connectors:
         pacer: Pacer = Unpaced()
         if self.paced:
             limit, window = pace_of(config.provider, config.settings)
-            pacer = PgPacer(self.pool, key, limit, window)
+            pacer = PgPacer(self.pool, key, limit, window * self.window_scale)
         slots = None
         if config.provider == "autotask":
             concurrency = int(config.settings.get("max_concurrency", 3))
