@@ -63,14 +63,16 @@ json_values = st.recursive(
     max_leaves=8,
 )
 not_a_string = st.none() | st.booleans() | st.integers() | st.lists(st.integers(), max_size=2)
+# ``time`` and ``subject`` are optional on inbound envelopes (a null is an absent one)
+not_a_string_nor_null = st.booleans() | st.integers() | st.lists(st.integers(), max_size=2)
 ENVELOPE_BAD: dict[str, st.SearchStrategy[Any]] = {
     "specversion": st.sampled_from(["0.3", "1", "", "2.0"]) | not_a_string,
     "id": st.just("") | st.text(min_size=129, max_size=200) | not_a_string,
     "source": st.just("") | not_a_string,
     "type": st.sampled_from(["account.removed", "", "Account.Discovered"]) | not_a_string,
     "time": st.sampled_from(["yesterday", "2024-05-01T12:00:00", "2024-13-01T00:00:00Z"])
-    | not_a_string,
-    "subject": st.just("") | not_a_string,
+    | not_a_string_nor_null,
+    "subject": st.just("") | not_a_string_nor_null,
     "partnerid": st.sampled_from(["a:b", "", "x" * 65, "spaces not allowed"]) | not_a_string,
     "datacontenttype": st.sampled_from(["text/plain", "application/xml"]),
     "data": st.none() | st.integers() | st.text() | st.lists(st.integers(), max_size=3),
@@ -87,9 +89,10 @@ DATA_BAD: dict[str, st.SearchStrategy[Any]] = {
     "email": st.sampled_from(["no-at-sign", "a@b", "two@@example.com", "sp ace@x.io"]),
     "phone": st.just("") | st.text(min_size=65, max_size=80),
     "discovered_at": st.sampled_from(["2024-05-01T12:00:00", "soon"]) | st.integers(),
-    "unknown_field": json_values,
 }
-REQUIRED_ENVELOPE = ("specversion", "id", "source", "type", "time", "subject", "partnerid", "data")
+REQUIRED_ENVELOPE = ("specversion", "id", "source", "type", "partnerid", "data")
+# Valid all the same (the tolerant reader of docs/contract.md §2): decided, never dead-lettered.
+OPTIONAL_ENVELOPE = ("time", "subject", "datacontenttype")
 REQUIRED_DATA = ("customer_id", "account_type", "directory", "external_id", "username")
 unicode_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=60)
 
@@ -119,6 +122,16 @@ def strategy(partner: str, customer: uuid.UUID) -> st.SearchStrategy[Poison]:
         del target[name]
         reason = INVALID_ENVELOPE if where == "envelope" else INVALID_DATA
         return Poison(f"{where}.missing", _dump(body), frozenset({reason}))
+
+    def tolerated(kind: str, name: str, value: Any = None) -> Poison:
+        body = valid()
+        if kind == "envelope.optional_absent":
+            del body[name]
+        elif kind == "envelope.optional_null":
+            body[name] = None
+        else:  # an unknown field in data: ignored
+            body["data"][name] = value
+        return Poison(kind, _dump(body), frozenset())
 
     def truncated(cut: float) -> Poison:
         raw = _dump(valid())
@@ -167,6 +180,9 @@ def strategy(partner: str, customer: uuid.UUID) -> st.SearchStrategy[Poison]:
         .map(mutate_data),
         st.sampled_from(REQUIRED_ENVELOPE).map(lambda k: drop("envelope", k)),
         st.sampled_from(REQUIRED_DATA).map(lambda k: drop("data", k)),
+        st.sampled_from(OPTIONAL_ENVELOPE).map(lambda k: tolerated("envelope.optional_absent", k)),
+        st.sampled_from(("time", "subject")).map(lambda k: tolerated("envelope.optional_null", k)),
+        json_values.map(lambda v: tolerated("data.unknown_field", "x_unknown_field", v)),
         st.tuples(unicode_text, unicode_text, unicode_text).map(unicode_valid),
         st.tuples(st.integers(100_000, 400_000), st.sampled_from(["extension", "username"])).map(
             lambda t: huge(*t)

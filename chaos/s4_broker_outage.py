@@ -4,7 +4,7 @@ the broker's ack and "mark published".
 Part A: the broker stops; writes of every kind keep succeeding and the outbox grows
 with each; the broker comes back (empty: Tansu keeps nothing) and every outbox row is
 published, in per-key order. Part B: the relay (``policy-service relay``) publishes a
-batch but a test session holds the rows' locks, so "mark published" waits; the relay
+batch but a trigger makes its "mark published" wait for a lock the scenario holds; the relay
 is SIGKILLed right there and started again.
 
 Proves: an outage delays events and never loses them; a relay crash after the ack
@@ -13,6 +13,7 @@ projection, fed both copies, ends exactly at the service's state.
 """
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -45,6 +46,22 @@ class Size:
 SIZES = {"full": Size(1000, 300), "ci": Size(150, 60)}
 TITLE = "4 broker down, relay killed"
 OK = {200, 201, 204}
+
+
+STALL_LOCK = 4_242_004
+_STALL_MARKING = f"""
+CREATE OR REPLACE FUNCTION policy_service.chaos_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({STALL_LOCK});
+    RETURN NEW;
+END $$;
+CREATE TRIGGER chaos_stall BEFORE UPDATE OF published_at ON policy_service.outbox
+    FOR EACH ROW EXECUTE FUNCTION policy_service.chaos_stall();
+"""
+_UNSTALL = """
+DROP TRIGGER IF EXISTS chaos_stall ON policy_service.outbox;
+DROP FUNCTION IF EXISTS policy_service.chaos_stall();
+"""
 
 
 async def _relay_waiting(db: asyncpg.Pool) -> bool:
@@ -164,21 +181,28 @@ async def _relay_killed(
     await change_many(tenant, writes, rng)
     rows = await db.fetch("SELECT id, value FROM policy_service.outbox WHERE published_at IS NULL")
     ids = {json.loads(r["value"])["id"] for r in rows}
+    # The relay locks its rows before it sends (so a read-only database sends nothing),
+    # so holding the rows would stop it before the broker: stall its "mark published"
+    # instead, with a trigger that waits for a lock this scenario holds.
+    await db.execute(_STALL_MARKING)
     lock = await asyncpg.connect(dsn)
     try:
-        await lock.execute("BEGIN")
-        await lock.execute(
-            "SELECT id FROM policy_service.outbox WHERE id = ANY($1::bigint[]) FOR UPDATE",
-            [r["id"] for r in rows],
-        )
+        await lock.execute("SELECT pg_advisory_lock($1)", STALL_LOCK)
         relay.start()
         first = await published(broker.bootstrap, db, tenant.partner_id, ids)
         await wait_until(lambda: _relay_waiting(db), "the relay's mark-published blocked", 60)
         relay.kill()
+        # what PostgreSQL does when it notices the client gone: end its session, roll back
+        await db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'chaos-relay'"
+        )
         await wait_until(lambda: _relay_gone(db), "the killed relay's session", 30)
-        await lock.execute("ROLLBACK")
     finally:
+        with contextlib.suppress(asyncpg.PostgresError, OSError):
+            await lock.execute("SELECT pg_advisory_unlock($1)", STALL_LOCK)
         await lock.close()
+        await db.execute(_UNSTALL)
     unmarked = await pending(db)
     await change_many(tenant, 5, rng)  # newer versions, after the first copies
     relay.start()

@@ -188,6 +188,11 @@ def test_the_matrix_covers_every_v1_route() -> None:
 
 @pytest.fixture
 async def world(tenant: Tenant) -> World:
+    return await build_world(tenant)
+
+
+async def build_world(tenant: Tenant) -> World:
+    """An owner's customer, policy and integration (also the chaos API-abuse scenario's)."""
     customer = await tenant.add_customer(name="Owner's customer")
     policy = await tenant.create_policy(
         "end_user",
