@@ -9,6 +9,7 @@ at session end whatever the tests did: teardown runs even after failures.
 """
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -22,9 +23,30 @@ import pytest
 from services.infra.devstack import LocalBroker, LocalPostgres
 from services.infra.devstack.databases import create_database, drop_database
 from services.infra.devstack.procs import run_coroutine_sync
+from tests import secret_watch
 
 TESTS_DIR = Path(__file__).parent
 TIERS = ("unit", "integration", "e2e")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This process's log records go to ``in-process.log``; when the run ends, every
+    ``*.log`` of the run (subprocesses', the broker's, this one) is searched for every
+    secret the tests handed out (:mod:`tests.secret_watch`): one found fails the run."""
+    root = tmp_path_factory.getbasetemp()
+    handler = logging.FileHandler(root / "in-process.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    hits = secret_watch.scan(root, secret_watch.watched())
+    if hits:
+        where = ", ".join(f"{path.relative_to(root)} ({n})" for path, n in hits)
+        pytest.fail(f"secrets found in the run's logs: {where}", pytrace=False)
 
 
 @pytest.hookimpl(tryfirst=True)

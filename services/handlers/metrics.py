@@ -34,7 +34,27 @@ class HandlerMetrics:
             ["result"],
             registry=r,
         )
+        self.rotation_requests = Counter(
+            "handlers_rotation_requests",
+            "rotation.requested published, first or resent (left unanswered)",
+            ["kind"],
+            registry=r,
+        )
+        self.password_changes = Counter(
+            "handlers_password_changes",
+            "account.password.changed handled, by result (applied, superseded, unopenable)",
+            ["result"],
+            registry=r,
+        )
+        self.welcome_waiting = Gauge(
+            "handlers_welcome_emails_claimed",
+            "Welcome emails claimed by this replica's last look",
+            registry=r,
+        )
         self.vendor = VendorMetrics(r)
 
     def result(self, command_type: str, provider: str, label: str) -> None:
         self.results.labels(command_type, provider, label).inc()
+
+    def rotation_request(self, resent: bool) -> None:
+        self.rotation_requests.labels("resent" if resent else "first").inc()

@@ -55,6 +55,35 @@ class HandlersSettings(CommonSettings, SecretsSettings):
     rotation_interval_days: int = Field(
         default=90, ge=1, description="Password rotation interval of enrolled accounts."
     )
+    rotation_check_seconds: float = Field(
+        default=30.0, gt=0, description="How often each replica looks for rotations due."
+    )
+    rotation_resend_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="A rotation request unanswered this long is sent again (same id).",
+    )
+    welcome_settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A welcome email waits this long after its command, for the account's "
+        "other commands (the email names what was enabled).",
+    )
+    welcome_wait_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A welcome email without an address waits this long for the PSA "
+        "link's, then fails `no_email`.",
+    )
+    welcome_check_seconds: float = Field(
+        default=1.0, gt=0, description="How often each replica looks at waiting welcome emails."
+    )
+    smtp_attempt_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="One delivery attempt's retries (4xx, no connection); after it the "
+        "email waits and is tried again, until VENDOR_GIVE_UP_SECONDS.",
+    )
     session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="Consumer group session timeout."
     )

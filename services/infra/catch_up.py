@@ -104,7 +104,7 @@ class CatchUp:
             self.reached.get(tp, 0) >= end for tp, end in self.targets.items()
         ):
             self.caught_up.set()
-            log.info("the projection caught up with its topics; deciding discoveries")
+            log.info("the projection caught up with its topics; the work it gates starts")
 
     def behind(self) -> list[TopicPartition]:
         return [tp for tp, end in self.targets.items() if self.reached.get(tp, 0) < end]

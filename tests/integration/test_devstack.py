@@ -2,19 +2,23 @@
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import random
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -542,3 +546,99 @@ def test_a_broker_started_from_a_thread_outlives_the_thread(tmp_path: Path) -> N
         assert accepts_connections(broker.port)
     finally:
         broker.stop()
+
+
+def _get_json(url: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _poll(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.3)
+    return found
+
+
+def test_dev_up_sends_welcome_emails_and_applies_password_changes_everywhere(
+    dev_up: DevUp,
+) -> None:
+    """The demo, as the README tells it: discoveries of the demo partner's customers end
+    with welcome emails in the dev SMTP sink; an agent's password changes reach IT Glue,
+    the vault and Microsoft 365 (the simulators, and the handlers' own tables)."""
+    reader = LineReader(dev_up.proc)
+    assert reader.wait_for(READY_LINE, timeout=120), "\n".join(reader.seen)
+    summary = "\n".join(reader.seen)
+    token = re.search(r"export TOKEN='([^']+)'", summary)
+    sims = re.search(r"simulators\s+(http://\S+)", summary)
+    dsn = re.search(r"DATABASE_URL\s+(\S+)", summary)
+    assert token, summary
+    assert sims, summary
+    assert dsn, summary
+    api = f"http://127.0.0.1:{dev_up.ports['http']}"
+    customers = {c["name"]: c["id"] for c in _get_json(f"{api}/v1/customers", token[1])["items"]}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{dev_up.ports['broker']}",
+        "DATABASE_URL": dsn[1],
+    }
+    cli = str(Path(sys.executable).parent / "import-worker")
+    for name in ("Contoso Ltd", "Woodgrove Bank"):  # IT Glue; no documentation: the vault
+        subprocess.run(
+            [cli, "simulate", "--partner", "demo-partner", "--customer", customers[name],
+             "--count", "12", "--rediscover", "0", "--admin-share", "0.5", "--seed", "3"],
+            env=env, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+
+    mail = _poll(lambda: _get_json(f"{sims[1]}/smtp/messages"), "a welcome email in the sink")
+    assert all("Demo MSP" in m["subject"] for m in mail)
+    assert all(m["message_id"].endswith("@demo-msp.example>") for m in mail)
+
+    async def imported() -> int:
+        conn = await asyncpg.connect(dsn[1])
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM import_worker.ledger"))
+        finally:
+            await conn.close()
+
+    _poll(lambda: asyncio.run(imported()) >= 24, "every account imported")
+    for name in ("Contoso Ltd", "Woodgrove Bank"):
+        changed = subprocess.run(
+            [cli, "simulate-password-change", "--customer", customers[name], "--count", "12",
+             "--secrets-key-file", str(dev_up.data_dir / "secrets_key")],
+            env=env, check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "sent 12 account.password.changed events" in changed.stdout
+
+    def graph_sets() -> int:
+        return len(_get_json(f"{sims[1]}/graph/_sim/state")["password_changes"])
+
+    _poll(graph_sets, "a Microsoft 365 password set")
+
+    async def handlers_state() -> tuple[int, int, int]:
+        conn = await asyncpg.connect(dsn[1])
+        try:
+            row = await conn.fetchrow(
+                """SELECT
+                    (SELECT count(*) FROM handlers.password_changes
+                        WHERE target = 'documentation') AS docs,
+                    (SELECT count(*) FROM handlers.vault_entries WHERE version >= 1) AS vault,
+                    (SELECT count(*) FROM handlers.password_changes WHERE target = 'm365') AS m365
+                """
+            )
+            return int(row["docs"]), int(row["vault"]), int(row["m365"])
+        finally:
+            await conn.close()
+
+    def all_three() -> tuple[int, int, int] | None:
+        state = asyncio.run(handlers_state())
+        return state if all(state) else None
+
+    # documentation entries updated, vault secrets set, Microsoft 365 passwords set
+    _poll(all_three, "the changes at IT Glue, the vault and Microsoft 365")
+    itglue = _get_json(f"{sims[1]}/itglue/_sim/state")
+    assert any(entry["attributes"].get("password") for entry in itglue["passwords"])

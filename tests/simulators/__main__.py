@@ -1,7 +1,9 @@
-"""``python -m tests.simulators``: every vendor simulator on one port, with the demo data.
+"""``python -m tests.simulators``: every vendor simulator on one port, with the demo data,
+and an SMTP sink (:mod:`.smtp`) that keeps the mail it is sent.
 
-Prints one JSON line (``{"ready": true, "port": ..., "base_urls": {...}, "admin": {...}}``)
-on stdout once it accepts connections, then serves until SIGTERM or SIGINT.
+Prints one JSON line (``{"ready": true, "port": ..., "base_urls": {...}, "admin": {...},
+"smtp": <port>}``) on stdout once it accepts connections, then serves until SIGTERM or
+SIGINT; after it, one line per mail the sink receives.
 Run it from the repository root (``tests`` and ``services`` are imported from there).
 """
 
@@ -19,6 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.simulators", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    parser.add_argument(
+        "--smtp-port", type=int, default=0, help="port of the SMTP sink (0: any free port)"
+    )
     parser.add_argument("--no-seed", action="store_true", help="start without the demo data")
     parser.add_argument(
         "--max-recorded",
@@ -33,7 +38,7 @@ async def run(args: argparse.Namespace) -> None:
     sims = build_demo_sims(max_recorded=args.max_recorded)
     if not args.no_seed:
         seed_demo(sims)
-    served = await serve_all(sims, args.host, args.port)
+    served = await serve_all(sims, args.host, args.port, smtp_port=args.smtp_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

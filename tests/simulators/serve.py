@@ -1,7 +1,8 @@
 """Every simulator in one aiohttp server, each under the prefix of its vendor's base URL.
 
 ``serve_all`` is what ``python -m tests.simulators`` runs, and what a test in
-this process can use to get the same layout on an ephemeral port.
+this process can use to get the same layout on an ephemeral port. With an
+``smtp_port`` it also runs the SMTP sink (:mod:`.smtp`), its pages under ``/smtp/``.
 """
 
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from aiohttp import web
 from .base import VendorSim
 from .graph import GraphSim
 from .http import json_response
+from .smtp import SmtpSink
 
 MOUNTS: dict[str, str] = {
     "connectwise": "/connectwise/v4_6_release/apis/3.0",
@@ -43,8 +45,11 @@ def base_urls(origin: str, sims: Mapping[str, VendorSim]) -> dict[str, str]:
     return urls
 
 
-def demo_integrations(origin: str, sims: Mapping[str, VendorSim]) -> dict[str, Any]:
-    """What the dev stack PUTs on /v1/integrations/{provider} for the demo partner."""
+def demo_integrations(
+    origin: str, sims: Mapping[str, VendorSim], smtp: SmtpSink | None = None
+) -> dict[str, Any]:
+    """What the dev stack PUTs on /v1/integrations/{provider} for the demo partner
+    (``smtp`` only when the SMTP sink runs)."""
     from .demo import DEMO_CREDENTIALS, DEMO_SETTINGS
 
     urls = base_urls(origin, sims)
@@ -61,12 +66,15 @@ def demo_integrations(origin: str, sims: Mapping[str, VendorSim]) -> dict[str, A
             "credentials": DEMO_CREDENTIALS[provider],
             "settings": settings,
         }
+    if smtp is not None:
+        out["smtp"] = smtp.demo_integration()
     return out
 
 
-def build_root(sims: Mapping[str, VendorSim]) -> web.Application:
-    """A root app with each simulator mounted under its prefix, plus ``/healthz`` and
-    ``/demo/integrations`` (the demo partner's integrations, for the dev stack)."""
+def build_root(sims: Mapping[str, VendorSim], smtp: SmtpSink | None = None) -> web.Application:
+    """A root app with each simulator mounted under its prefix, plus ``/healthz``,
+    ``/demo/integrations`` (the demo partner's integrations, for the dev stack) and,
+    with ``smtp``, the sink's ``/smtp/`` pages."""
     root = web.Application()
 
     async def healthz(request: web.Request) -> web.StreamResponse:
@@ -74,10 +82,13 @@ def build_root(sims: Mapping[str, VendorSim]) -> web.Application:
         return json_response({"ok": True, "base_urls": base_urls(origin, sims)})
 
     async def integrations(request: web.Request) -> web.StreamResponse:
-        return json_response(demo_integrations(f"{request.scheme}://{request.host}", sims))
+        origin = f"{request.scheme}://{request.host}"
+        return json_response(demo_integrations(origin, sims, smtp))
 
     root.router.add_get("/healthz", healthz)
     root.router.add_get("/demo/integrations", integrations)
+    if smtp is not None:
+        smtp.add_routes(root.router)
     for name, sim in sims.items():
         root.add_subapp(MOUNTS[name], sim.app)
     return root
@@ -85,12 +96,14 @@ def build_root(sims: Mapping[str, VendorSim]) -> web.Application:
 
 @dataclass
 class ServedSimulators:
-    """A running server: its port, its URLs, and the simulators for direct access."""
+    """A running server: its port, its URLs, and the simulators (and the SMTP sink, when
+    it runs) for direct access."""
 
     sims: Mapping[str, VendorSim]
     host: str
     port: int
     runner: web.AppRunner = field(repr=False)
+    smtp: SmtpSink | None = None
 
     @property
     def origin(self) -> str:
@@ -101,30 +114,48 @@ class ServedSimulators:
         return base_urls(self.origin, self.sims)
 
     def ready_line(self) -> dict[str, Any]:
-        """What the CLI prints when it is ready (one JSON object)."""
-        return {
+        """What the CLI prints when it is ready (one JSON object; ``smtp``: the sink's port)."""
+        line: dict[str, Any] = {
             "ready": True,
             "host": self.host,
             "port": self.port,
             "base_urls": self.urls,
             "admin": {name: self.origin + MOUNTS[name] + "/_sim" for name in self.sims},
         }
+        if self.smtp is not None:
+            line["smtp"] = self.smtp.port
+            line["admin"]["smtp"] = self.origin + "/smtp/"
+        return line
 
     async def close(self) -> None:
-        await self.runner.cleanup()
+        try:
+            await self.runner.cleanup()
+        finally:
+            if self.smtp is not None:
+                await self.smtp.close()
 
 
 async def serve_all(
-    sims: Mapping[str, VendorSim], host: str = "127.0.0.1", port: int = 0
+    sims: Mapping[str, VendorSim],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    smtp_port: int | None = None,
 ) -> ServedSimulators:
-    """Serve ``sims`` on ``host:port`` (0: any free port); ``close()`` it when done."""
-    runner = web.AppRunner(build_root(sims), access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    """Serve ``sims`` on ``host:port`` (0: any free port), and the SMTP sink on
+    ``host:smtp_port`` unless it is None; ``close()`` it when done."""
+    smtp = None
+    if smtp_port is not None:
+        smtp = SmtpSink()
+        await smtp.start(host, smtp_port)
+    runner = web.AppRunner(build_root(sims, smtp), access_log=None, shutdown_timeout=5.0)
     try:
-        await site.start()
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
     except BaseException:
-        await runner.cleanup()
+        await runner.cleanup()  # safe before setup() too
+        if smtp is not None:
+            await smtp.close()
         raise
     bound = runner.addresses[0][1]
-    return ServedSimulators(sims, host, int(bound), runner)
+    return ServedSimulators(sims, host, int(bound), runner, smtp)

@@ -54,6 +54,7 @@ class SealedPassword:
     change_id: str
     changed_at: datetime
     ciphertext: str
+    changed_by: str
 
 
 _UPSERT_INTEGRATION = """
@@ -67,6 +68,27 @@ ON CONFLICT (partner_id, provider) DO UPDATE SET
 WHERE i.version < EXCLUDED.version
 RETURNING version
 """
+
+
+#: Serialises, per account, "remember a password change and read its targets" with
+#: "read the known password and create a target" (a deferred documentation link, a
+#: vault entry): a change and a command of one account travel on different topics
+#: and may run at the same moment, and without it each could miss the other (the
+#: entry left deferred, the vault without its secret). Held for short transactions
+#: only, never across a vendor call.
+ACCOUNT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 20261201))"
+
+_LATEST = """SELECT change_id, changed_at, ciphertext, changed_by FROM handlers.latest_passwords
+             WHERE account_key = $1"""
+
+
+async def latest_password(
+    conn: asyncpg.Connection | asyncpg.Pool, account_key: str
+) -> SealedPassword | None:
+    row = await conn.fetchrow(_LATEST, account_key)
+    if row is None:
+        return None
+    return SealedPassword(row["change_id"], row["changed_at"], row["ciphertext"], row["changed_by"])
 
 
 class Store:
@@ -151,6 +173,21 @@ class Store:
         result = json.loads(row["result"]) if row["result"] is not None else None
         return InboxEntry(done, row["attempts"], row["result_type"], result)
 
+    async def inbox_entry(self, command_id: uuid.UUID) -> InboxEntry | None:
+        row = await self.pool.fetchrow(
+            "SELECT state, attempts, result_type, result FROM handlers.inbox WHERE command_id = $1",
+            command_id,
+        )
+        if row is None:
+            return None
+        result = json.loads(row["result"]) if row["result"] is not None else None
+        return InboxEntry(row["state"] == "done", row["attempts"], row["result_type"], result)
+
+    async def unpark(self, command_id: uuid.UUID) -> None:
+        await self.pool.execute(
+            "DELETE FROM handlers.welcome_waits WHERE command_id = $1", command_id
+        )
+
     async def finish(
         self,
         command_id: uuid.UUID,
@@ -160,8 +197,11 @@ class Store:
         *,
         doc_link: StoredDocLink | None = None,
         psa_link: tuple[str, str, str, str, str | None, str | None] | None = None,
+        unpark: bool = False,
     ) -> None:
-        """The command is done: its result, and what it linked, in one transaction."""
+        """The command is done: its result, and what it linked, in one transaction (a
+        PSA link wakes the account's welcome email waiting for its address; ``unpark``:
+        the command was a waiting welcome email)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """UPDATE handlers.inbox SET state = 'done', result_type = $2, result_id = $3,
@@ -189,6 +229,16 @@ class Store:
                     command_id,
                     psa_link[5],
                 )
+                await conn.execute(
+                    """UPDATE handlers.welcome_waits SET next_try = now()
+                       WHERE account_key = $1 AND next_try > now()
+                         AND (claimed_until IS NULL OR claimed_until < now())""",
+                    psa_link[0],
+                )
+            if unpark:
+                await conn.execute(
+                    "DELETE FROM handlers.welcome_waits WHERE command_id = $1", command_id
+                )
 
     @staticmethod
     async def _save_doc_link(conn: asyncpg.Connection, link: StoredDocLink) -> None:
@@ -212,32 +262,19 @@ class Store:
 
     # -- password changes -----------------------------------------------------------
 
-    async def remember_password(
-        self, account_key: str, change_id: str, changed_at: datetime, ciphertext: str
-    ) -> None:
-        """Keep the newest change (by ``changed_at``), still sealed."""
-        await self.pool.execute(
-            """INSERT INTO handlers.latest_passwords AS p
-                   (account_key, change_id, changed_at, ciphertext)
-               VALUES ($1, $2, $3, $4)
-               ON CONFLICT (account_key) DO UPDATE SET change_id = EXCLUDED.change_id,
-                   changed_at = EXCLUDED.changed_at, ciphertext = EXCLUDED.ciphertext
-               WHERE p.changed_at <= EXCLUDED.changed_at""",
-            account_key,
-            change_id,
-            changed_at,
-            ciphertext,
-        )
-
     async def latest_password(self, account_key: str) -> SealedPassword | None:
-        row = await self.pool.fetchrow(
-            "SELECT change_id, changed_at, ciphertext FROM handlers.latest_passwords"
-            " WHERE account_key = $1",
-            account_key,
-        )
-        return (
-            SealedPassword(row["change_id"], row["changed_at"], row["ciphertext"]) if row else None
-        )
+        return await latest_password(self.pool, account_key)
+
+    async def defer_unless_known(self, link: StoredDocLink) -> SealedPassword | None:
+        """The account's password, if one is known; if not, ``link`` (deferred) is saved
+        before the account's lock is let go, so a change arriving meanwhile finds it
+        (see :data:`ACCOUNT_LOCK`)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(ACCOUNT_LOCK, link.account_key)
+            known = await latest_password(conn, link.account_key)
+            if known is None:
+                await self._save_doc_link(conn, link)
+            return known
 
     async def doc_link(self, account_key: str) -> StoredDocLink | None:
         row = await self.pool.fetchrow(
@@ -254,14 +291,6 @@ class Store:
             url=row["url"],
             command=json.loads(row["command"]),
         )
-
-    async def change_applied(self, change_id: str, target: str) -> bool:
-        found = await self.pool.fetchval(
-            "SELECT 1 FROM handlers.password_changes WHERE change_id = $1 AND target = $2",
-            change_id,
-            target,
-        )
-        return found is not None
 
     async def finish_change(
         self,

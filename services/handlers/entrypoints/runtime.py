@@ -4,7 +4,7 @@ Two consumer groups:
 
 - ``<group>-integrations`` projects ``integration.events`` (version-guarded) into
   ``handlers.integrations``; it commits after each batch is written;
-- ``<group>`` consumes the command topics and ``account.passwords``. Nothing is
+- ``<group>`` consumes the six command topics and ``account.passwords``. Nothing is
   executed before the integrations projection has caught up with the end
   offsets ``integration.events`` had at start-up (a command must not fail for
   want of an integration not projected yet). Records go to the
@@ -18,6 +18,11 @@ PostgreSQL or the broker is waited out and the same work runs again; a record
 that fails for another reason (a bug) gets three tries, then ``commands.dlq``
 with reason ``processing_failed``. A vendor's failures are the executor's to
 turn into results.
+
+Two loops run beside them in every replica, each safe with several replicas (rows
+claimed with ``FOR UPDATE SKIP LOCKED``): the welcome emails that wait (for an
+address, or for the account's other commands) and the rotation requests that fall
+due.
 """
 
 import asyncio
@@ -25,6 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -34,30 +40,46 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from pydantic import BaseModel, ValidationError
 
 from schemas.catalog import BY_TYPE
-from schemas.envelope import CONTENT_TYPE
 from schemas.integrations import IntegrationConfigured, IntegrationRemoved
 from schemas.passwords import PASSWORD_CHANGED
 from schemas.topics import TopicNames
+from services.handlers.adapters.connectors.base import IntegrationConfig
 from services.handlers.adapters.connectors.registry import Connectors
+from services.handlers.adapters.enrolments import EnrolmentStore
 from services.handlers.adapters.http import RetryPolicy
+from services.handlers.adapters.mail import SmtpMailer
 from services.handlers.adapters.net import http_session
+from services.handlers.adapters.outputs import Outputs
 from services.handlers.adapters.store import Store
+from services.handlers.domain.errors import VendorRejected
 from services.handlers.metrics import HandlerMetrics
-from services.handlers.service_layer.executor import Executor, Unopenable
+from services.handlers.service_layer import rotation
+from services.handlers.service_layer.executor import Executor
+from services.handlers.service_layer.password_changes import PasswordChanges, Unopenable
+from services.handlers.service_layer.ports import Mailer
+from services.handlers.service_layer.reporting import Integrations, Reporter
 from services.handlers.service_layer.scheduler import Scheduler, Work
+from services.handlers.service_layer.welcome import Welcomes, WelcomeTiming
 from services.handlers.settings import HandlersSettings
 from services.infra.catch_up import CatchUp, end_offsets, follow_commits
 from services.infra.failures import is_transient
 from services.infra.kafka_admin import ensure_topics
-from services.infra.rejections import DETAIL_HEADER_BYTES, Reason, Rejected, classify, utf8_cut
+from services.infra.rejections import Reason, Rejected, classify
 from services.infra.retry import ShutdownRequested, StopSignal, retry_until_done
 from services.infra.secrets import SecretBox
 from services.infra.shutdown import stop_consumer, stop_producer
 
 log = logging.getLogger(__name__)
 
-#: The command channels executed here (the others are part 2's).
-COMMAND_CHANNELS = ("commands_psa", "commands_documentation")
+#: The command channels executed here: all six.
+COMMAND_CHANNELS = (
+    "commands_psa",
+    "commands_documentation",
+    "commands_vault",
+    "commands_rotation",
+    "commands_notification",
+    "commands_identity",
+)
 BUG_ATTEMPTS = 3
 
 
@@ -103,10 +125,14 @@ class HandlersRuntime:
         self.box = SecretBox.from_setting(settings.secrets_key.get_secret_value())
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.outputs: Outputs | None = None
         self.session: aiohttp.ClientSession | None = None
         self.catch_up: CatchUp | None = None
         self.scheduler: Scheduler | None = None
         self.executor: Executor | None = None
+        self.changes: PasswordChanges | None = None
+        self.welcomes: Welcomes | None = None
+        self.enrolments: EnrolmentStore | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self.stop_signal = StopSignal(event=self._stopping)
@@ -148,6 +174,7 @@ class HandlersRuntime:
             client_id="handlers",
         )
         await self._until_ok("start the producer", self.producer.start)
+        self.outputs = Outputs(self.producer, self.topics)
         self.session = http_session(allow_private=s.integrations_allow_private)
         policy = RetryPolicy(
             give_up_after=s.vendor_give_up_seconds,
@@ -155,6 +182,7 @@ class HandlersRuntime:
             request_timeout=s.vendor_request_timeout_seconds,
         )
         store = Store(self.pool)
+        self.enrolments = EnrolmentStore(self.pool)
         connectors = Connectors(
             self.session,
             self.pool,
@@ -163,13 +191,41 @@ class HandlersRuntime:
             paced=s.vendor_pacing,
             window_scale=s.vendor_window_scale,
         )
+        integrations = Integrations(store, self.box)
+        reporter = Reporter(
+            self.outputs.result, source=s.handlers_source, on_result=self.metrics.result
+        )
+        self.welcomes = Welcomes(
+            store,
+            self.enrolments,
+            integrations,
+            reporter,
+            self._mailer_for,
+            WelcomeTiming(
+                settle=timedelta(seconds=s.welcome_settle_seconds),
+                wait_limit=timedelta(seconds=s.welcome_wait_seconds),
+                give_up=timedelta(seconds=s.vendor_give_up_seconds),
+                backoff_cap=timedelta(seconds=s.vendor_backoff_max_seconds),
+                # a claimed look outlasts one delivery attempt with room to spare
+                lease=timedelta(
+                    seconds=max(
+                        300.0, 3 * (s.smtp_attempt_seconds + s.vendor_request_timeout_seconds)
+                    )
+                ),
+            ),
+        )
         self.executor = Executor(
             store,
+            self.enrolments,
             connectors,
+            integrations,
+            reporter,
+            self.welcomes,
             self.box,
-            self._publish_result,
-            source=s.handlers_source,
-            on_result=self.metrics.result,
+            rotation_interval_days=s.rotation_interval_days,
+        )
+        self.changes = PasswordChanges(
+            store, self.enrolments, connectors, integrations, reporter, self.box
         )
         self.scheduler = Scheduler(self._work, s.max_in_flight)
         targets = await self._until_ok(
@@ -180,6 +236,8 @@ class HandlersRuntime:
         self._spawn(self._project_integrations(store), "integrations")
         self._spawn(self._follow(), "integrations-commits")
         self._spawn(self._consume(), "commands")
+        self._spawn(self._every(s.welcome_check_seconds, self._welcomes), "welcome-emails")
+        self._spawn(self._every(s.rotation_check_seconds, self._rotations), "rotations")
         self.running = True
 
     async def stop(self) -> None:
@@ -213,6 +271,57 @@ class HandlersRuntime:
         return await retry_until_done(
             action, what=what, stop=self.stop_signal, maximum=10.0, logger=log
         )
+
+    def _mailer_for(self, config: IntegrationConfig) -> Mailer:
+        s = self.settings
+        attempt = RetryPolicy(
+            give_up_after=s.smtp_attempt_seconds,
+            maximum=min(s.vendor_backoff_max_seconds, s.smtp_attempt_seconds),
+            request_timeout=s.vendor_request_timeout_seconds,
+        )
+        try:
+            return SmtpMailer(config, attempt, allow_private=s.integrations_allow_private)
+        except ValueError as exc:
+            raise VendorRejected(f"the smtp integration is not usable: {exc}") from None
+
+    # -- the loops beside the consumers -----------------------------------------------
+
+    async def _every(self, seconds: float, step: Any) -> None:
+        """Run ``step`` every ``seconds`` once the integrations are projected; an outage
+        is waited out (the next round tries again), a bug logged and tried next round."""
+        assert self.catch_up is not None
+        await self.catch_up.caught_up.wait()
+        while not self._stopping.is_set():
+            busy = False
+            try:
+                busy = await step()
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("%s: waiting out an outage: %s", step.__name__, exc)
+                else:
+                    log.exception("%s failed; tried again next round", step.__name__)
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _welcomes(self) -> bool:
+        assert self.welcomes is not None
+        claimed = await self.welcomes.sweep()
+        self.metrics.welcome_waiting.set(claimed)
+        return claimed > 0
+
+    async def _rotations(self) -> bool:
+        assert self.enrolments is not None
+        assert self.outputs is not None
+        s = self.settings
+        requested = await rotation.request_due(
+            self.enrolments,
+            self.outputs.agent_request,
+            source=s.handlers_source,
+            resend_after=timedelta(hours=s.rotation_resend_hours),
+            on_request=self.metrics.rotation_request,
+        )
+        return requested > 0
 
     async def readiness(self) -> tuple[dict[str, bool], str | None]:
         db = False
@@ -413,49 +522,22 @@ class HandlersRuntime:
 
     async def _execute(self, record: Any, channel: str) -> None:
         assert self.executor is not None
+        assert self.changes is not None
         event = read(record.value, channel)
         if isinstance(event, Rejected):
             await self._dead_letter(record, event)
             return
         if event.type == PASSWORD_CHANGED:
             try:
-                await self.executor.password_changed(event)
+                result = await self.changes.apply(event)
             except Unopenable as exc:
                 await self._dead_letter(record, Rejected(Reason.INVALID_DATA, str(exc)))
+                result = "unopenable"
+            self.metrics.password_changes.labels(result).inc()
             return
         await self.executor.command(event)
 
-    # -- producing --------------------------------------------------------------------------
-
-    async def _publish_result(
-        self, result_type: str, event_id: Any, value: bytes, key: str
-    ) -> None:
-        assert self.producer is not None
-        await self.producer.send_and_wait(
-            self.topics.command_results,
-            value,
-            key=key.encode(),
-            headers=[("content-type", CONTENT_TYPE.encode())],
-        )
-
     async def _dead_letter(self, record: Any, why: Rejected) -> None:
-        assert self.producer is not None
-        own = {
-            "x-error-reason",
-            "x-error-detail",
-            "x-original-topic",
-            "x-original-partition",
-            "x-original-offset",
-        }
-        headers = [
-            ("x-error-reason", why.reason.value.encode()),
-            ("x-error-detail", utf8_cut(why.detail, DETAIL_HEADER_BYTES)),
-            ("x-original-topic", record.topic.encode()),
-            ("x-original-partition", str(record.partition).encode()),
-            ("x-original-offset", str(record.offset).encode()),
-            *((k, v) for k, v in (record.headers or ()) if k not in own),
-        ]
-        await self.producer.send_and_wait(
-            self.topics.commands_dlq, record.value, key=record.key, headers=headers
-        )
+        assert self.outputs is not None
+        await self.outputs.dead_letter(record, why)
         self.metrics.dead_letters.labels(why.reason.value).inc()

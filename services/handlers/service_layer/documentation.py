@@ -11,6 +11,7 @@ entries carry the account's key in their notes, so a redo after a lost answer
 finds its own entry instead of making a second one.
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from schemas.commands import DocumentationPasswordLink
@@ -72,9 +73,15 @@ async def _create(
 
 
 async def link_password(
-    command: DocumentationPasswordLink, docs: DocumentationConnector, password: str | None
+    command: DocumentationPasswordLink,
+    docs: DocumentationConnector,
+    known_or_defer: Callable[[], Awaitable[str | None]],
 ) -> tuple[Execution, DocLink | None]:
-    """The result and, when there is (or will be) an entry, the link to remember."""
+    """The result and, when there is (or will be) an entry, the link to remember.
+
+    ``known_or_defer`` is asked only when an entry is to be made: the account's password,
+    or None after it recorded the link as deferred (atomically, so that a password
+    change arriving at that moment either is returned or finds the deferred link)."""
     account, org = command.account, command.organization_id
     entries = await docs.password_entries(org, account.username)
     ours = [e for e in entries if carries(e.marker_text, account.key)]
@@ -98,6 +105,7 @@ async def link_password(
     if not command.create_if_missing:
         detail = f"no entry of organisation {org} has username {account.username!r}"
         return Execution.succeeded(Outcome.NOT_FOUND, detail), None
+    password = await known_or_defer()
     if password is None:
         detail = "no entry yet: it is created when the account's password is first known"
         return Execution.succeeded(Outcome.DEFERRED, detail), DocLink(None)
@@ -124,3 +132,13 @@ async def apply_password(
     await docs.set_password(command.organization_id, link.entry_id, password)
     ref = (Ref(system=docs.system, kind="password", id=link.entry_id, url=link.url),)
     return Execution.succeeded(Outcome.UPDATED, "password updated", ref), link
+
+
+def known(password: str | None) -> Callable[[], Awaitable[str | None]]:
+    """A ``known_or_defer`` for :func:`link_password` that answers ``password`` (for
+    callers that keep no link, the connector tests among them)."""
+
+    async def answer() -> str | None:
+        return password
+
+    return answer

@@ -6,6 +6,7 @@ client that owns auth, pacing, retries and error mapping; unit tests use fakes.
 
 from typing import Protocol
 
+from services.handlers.domain.mail import Mail
 from services.handlers.domain.matching import ContactQuery
 from services.handlers.domain.records import (
     NewContact,
@@ -45,3 +46,32 @@ class DocumentationConnector(Protocol):
     async def create_entry(self, organization_id: str, new: NewPasswordEntry) -> PasswordEntry: ...
 
     async def set_password(self, organization_id: str, entry_id: str, password: str) -> None: ...
+
+
+class M365User(Protocol):
+    id: str
+    user_principal_name: str
+    synced: bool  # onPremisesSyncEnabled: password hash sync carries its password
+
+
+class IdentityConnector(Protocol):
+    """Microsoft Graph, for one partner's Microsoft 365 tenant."""
+
+    system: str
+
+    async def find_user(self, user_principal_name: str) -> M365User | None:
+        """The user with this UPN (None when Graph has none)."""
+        ...
+
+    async def set_password(self, user_id: str, password: str) -> None:
+        """Set the user's password (``passwordProfile``), not forcing a change at sign-in."""
+        ...
+
+
+class Mailer(Protocol):
+    """The partner's SMTP server."""
+
+    async def send(self, mail: Mail) -> None:
+        """Deliver it; a 4xx deferral is retried, a 5xx refusal is VendorRejected, refused
+        credentials VendorAuthError, a server that stays away VendorUnavailable."""
+        ...

@@ -1,6 +1,7 @@
 """``import-worker``: run the worker, migrate its database, simulate discovery agents."""
 
 import asyncio
+from pathlib import Path
 
 import click
 
@@ -106,3 +107,85 @@ def simulate(
         )
     )
     click.echo(f"sent {sent} account.discovered events ({len(sim.seen)} distinct accounts)")
+
+
+@main.command("simulate-password-change")
+@click.option("--account-key", "keys", multiple=True, help="An account key (repeat for several).")
+@click.option(
+    "--customer",
+    type=click.UUID,
+    default=None,
+    help="Change the latest accounts the worker imported for this customer (needs DATABASE_URL).",
+)
+@click.option("--count", default=1, show_default=True, help="Accounts of --customer to change.")
+@click.option(
+    "--changed-by",
+    type=click.Choice(["agent", "rotation", "self_service", "technician"]),
+    default="agent",
+    show_default=True,
+)
+@click.option(
+    "--secrets-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".data/secrets_key"),
+    show_default=True,
+    help="Where the dev stack keeps SECRETS_KEY, read when SECRETS_KEY is not set.",
+)
+def simulate_password_change(
+    keys: tuple[str, ...],
+    customer: object | None,
+    count: int,
+    changed_by: str,
+    secrets_key_file: Path,
+) -> None:
+    """Publish account.password.changed events (a random password each, sealed under
+    SECRETS_KEY, never printed), as an agent that changed them would."""
+    import os
+    import uuid
+
+    from schemas.passwords import ChangedBy
+    from schemas.topics import TopicNames
+    from services.import_worker.settings import WorkerSettings
+    from services.import_worker.simulate_passwords import (
+        Account,
+        imported_accounts,
+        publish_changes,
+    )
+    from services.infra.secrets import SecretBox
+
+    key_setting = os.environ.get("SECRETS_KEY") or (
+        secrets_key_file.read_text().strip() if secrets_key_file.exists() else ""
+    )
+    if not key_setting:
+        raise click.UsageError(
+            f"set SECRETS_KEY (or run make run, which writes {secrets_key_file})"
+        )
+    box = SecretBox.from_setting(key_setting)
+    accounts: list[Account] = []
+    for key in keys:
+        parts = key.split(":")
+        if len(parts) < 4:
+            raise click.BadParameter(f"{key!r} is not <partner>:<customer>:<directory>:<id>")
+        accounts.append(Account(key, uuid.UUID(parts[1])))
+    if customer is not None:
+        settings = WorkerSettings()
+        found = asyncio.run(
+            imported_accounts(settings.database_url, uuid.UUID(str(customer)), count)
+        )
+        if not found:
+            raise click.UsageError(f"the worker has imported no account of customer {customer}")
+        accounts += found
+    if not accounts:
+        raise click.UsageError("give --account-key or --customer")
+    sent = asyncio.run(
+        publish_changes(
+            CommonSettings().kafka_bootstrap_servers,
+            TopicNames().account_passwords,
+            box,
+            accounts,
+            ChangedBy(changed_by),
+        )
+    )
+    for account in accounts:
+        click.echo(f"password changed: {account.key}")
+    click.echo(f"sent {sent} account.password.changed events")

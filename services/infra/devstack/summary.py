@@ -83,6 +83,11 @@ def render_summary(info: StackInfo, seconds: float) -> str:
             f"  {'simulators':<16}{info.simulators}  (ConnectWise, Autotask, Halo, IT Glue,"
             " Hudu, Graph: the demo integrations)",
         )
+        lines.insert(
+            -1,
+            f"  {'mail':<16}{info.simulators}/smtp/  (the welcome emails the demo partner's"
+            " smtp integration sent)",
+        )
     lines += [f"  note: {note}" for note in info.notes]
     secret_origin = "generated for this run" if info.secret_generated else "from the environment"
     lines += [

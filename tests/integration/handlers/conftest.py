@@ -11,9 +11,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.infra.migrations import migrate
+from tests import secret_watch
 from tests.integration.import_worker.support import Reader
 from tests.simulators.autotask import AutotaskSim
 from tests.simulators.connectwise import ConnectWiseSim
+from tests.simulators.graph import GraphSim
 from tests.simulators.halo import HaloSim
 from tests.simulators.hudu import HuduSim
 from tests.simulators.itglue import ITGlueSim
@@ -76,7 +78,16 @@ CREDENTIALS = {
     "halo": {"client_id": "halo-client", "client_secret": "halo-secret-Ui4"},
     "itglue": {"api_key": "ITG.itglue-key-Op5"},
     "hudu": {"api_key": "hudu-key-As6"},
+    "m365": {
+        "tenant_id": "0b5e1c2d-3f40-4a51-8b62-7c83d94ea5f6",
+        "client_id": "m365-client",
+        "client_secret": "m365-secret-Df7",
+    },
 }
+
+
+for _credentials in CREDENTIALS.values():
+    secret_watch.watch_credentials(_credentials)
 
 
 def make_sims(**overrides: object) -> dict[str, object]:
@@ -108,6 +119,12 @@ def make_sims(**overrides: object) -> dict[str, object]:
         "hudu": HuduSim(
             api_key=CREDENTIALS["hudu"]["api_key"],
             **overrides.get("hudu", {}),  # type: ignore[arg-type]
+        ),
+        "graph": GraphSim(
+            tenant_id=CREDENTIALS["m365"]["tenant_id"],
+            client_id=CREDENTIALS["m365"]["client_id"],
+            client_secret=CREDENTIALS["m365"]["client_secret"],
+            **overrides.get("graph", {}),  # type: ignore[arg-type]
         ),
     }
 

@@ -12,8 +12,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -30,12 +31,14 @@ from services.handlers.settings import HandlersSettings
 from services.infra.devstack.net import free_port
 from services.infra.kafka_admin import ensure_topics
 from services.infra.secrets import SecretBox
+from tests import secret_watch
 from tests.integration.import_worker.support import Out, Reader
 from tests.integration.import_worker.worker import BIN, FAST_GROUP, PARTITIONS, unique_topics
 from tests.integration.policy_service.support import SECRETS_KEY
 from tests.simulators.base import VendorSim
 
 BOX = SecretBox.from_setting(SECRETS_KEY)
+C = TypeVar("C", bound=Command)
 
 
 @dataclass
@@ -197,6 +200,7 @@ class Bus:
         enabled: bool = True,
     ) -> None:
         key = integration_key(partner, provider)
+        secret_watch.watch_credentials(credentials)
         envelope = _envelope(
             "integration.configured",
             key,
@@ -213,8 +217,10 @@ class Bus:
         )
         await self._send(self.topics.integration_events, key, json.dumps(envelope).encode())
 
-    async def command(self, partner: str, command: Command, correlation: str = "c-1") -> str:
-        cid = str(command_id(command.account.key, command.TYPE))
+    async def command(
+        self, partner: str, command: Command, correlation: str = "c-1", cid: str | None = None
+    ) -> str:
+        cid = cid or str(command_id(command.account.key, command.TYPE))
         envelope = _envelope(
             command.TYPE, command.account.key, partner, command.model_dump(mode="json"), cid
         )
@@ -235,8 +241,12 @@ class Bus:
         password: str,
         *,
         sealed: str | None = None,
+        changed_at: datetime | None = None,
+        change: str | None = None,
+        changed_by: str = "technician",
     ) -> str:
-        change = str(uuid.uuid4())
+        change = change or str(uuid.uuid4())
+        secret_watch.watch(password)
         envelope = _envelope(
             "account.password.changed",
             key,
@@ -244,8 +254,8 @@ class Bus:
             {
                 "account_key": key,
                 "customer_id": str(customer),
-                "changed_at": utc_now().isoformat(),
-                "changed_by": "technician",
+                "changed_at": (changed_at or utc_now()).isoformat(),
+                "changed_by": changed_by,
                 "password_ciphertext": sealed or BOX.seal(password.encode(), key),
             },
             change,
@@ -336,5 +346,16 @@ def doc_link(
     )
 
 
+def command(model: type[C], partner: str, **fields: Any) -> C:
+    """A command of ``model`` (one without options of its own) for a fresh account."""
+    return model.model_validate(
+        {"account": account(partner, **fields), "policy_id": uuid.uuid4(), "policy_version": 1}
+    )
+
+
 def reader_topics(handlers: Handlers) -> list[str]:
-    return [handlers.topics.command_results, handlers.topics.commands_dlq]
+    return [
+        handlers.topics.command_results,
+        handlers.topics.commands_dlq,
+        handlers.topics.agent_requests,
+    ]

@@ -16,10 +16,12 @@ from multidict import CIMultiDictProxy
 
 from services.policy_service.api.auth import issue_token
 from services.policy_service.settings import PolicyServiceSettings
+from tests import secret_watch
 
 SECRET = "policy-service-integration-tests-" + "0123456789abcdef" * 3  # 80 bytes
 # base64 of b"tests-secrets-key-0123456789abcd" (32 bytes): the AES key of credentials.
 SECRETS_KEY = "dGVzdHMtc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q="
+secret_watch.watch(SECRET, SECRETS_KEY)
 WRITERS = ("super", "primary", "manager")
 READERS = ("technician", "read_only")
 UNKNOWN_ROLE = "auditor"

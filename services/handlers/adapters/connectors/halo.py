@@ -47,31 +47,21 @@ UNVERIFIED, and what this module chose:
   ``surname`` has ``name`` as its first name.
 """
 
-import asyncio
-import json
 import logging
-import random
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
-
 from services.handlers.adapters.connectors.base import ConnectContext, IntegrationConfig
 from services.handlers.adapters.http import (
-    RETRY_AFTER_CAP,
     Answer,
-    RetryPolicy,
     VendorHttp,
-    retry_after,
 )
+from services.handlers.adapters.oauth import ClientCredentialsToken, parse_json
 from services.handlers.domain.errors import (
     MaybeDone,
     VendorAuthError,
     VendorRejected,
-    VendorUnavailable,
 )
 from services.handlers.domain.matching import ContactQuery
 from services.handlers.domain.records import NewContact, PsaContact
@@ -93,101 +83,20 @@ JSON_BODY = {"Content-Type": "application/json"}
 Record = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class _Later:
-    """A token request to try again after ``wait`` seconds."""
+class HaloToken(ClientCredentialsToken):
+    """The :class:`~services.handlers.adapters.http.Auth` of Halo: a cached token."""
 
-    wait: float
-    problem: str
+    margin = TOKEN_MARGIN
 
-
-class HaloToken:
-    """The :class:`~services.handlers.adapters.http.Auth` of Halo: a cached Bearer token."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        token_url: str,
-        form: Mapping[str, str],
-        policy: RetryPolicy,
-    ) -> None:
-        self._session = session
-        self._url = token_url
-        self._form = dict(form)
-        self._policy = policy
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
-        self._random = random.Random()
-
-    def __repr__(self) -> str:
-        return f"HaloToken(cached={self._token is not None})"
-
-    async def headers(self, http: VendorHttp) -> dict[str, str]:
-        return {"Authorization": f"Bearer {await self.token()}"}
-
-    def invalidate(self) -> bool:
-        self._token = None
-        return True
-
-    async def token(self) -> str:
-        async with self._lock:
-            if self._token is not None and time.monotonic() < self._expires_at:
-                return self._token
-            token, lifetime = await self._fetch()
-            margin = TOKEN_MARGIN if lifetime >= 2 * TOKEN_MARGIN else lifetime / 2
-            self._token, self._expires_at = token, time.monotonic() + lifetime - margin
-            return token
-
-    async def _fetch(self) -> tuple[str, float]:
-        """A new token and its lifetime, retrying what may be retried."""
-        deadline = time.monotonic() + self._policy.give_up_after
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = await self._attempt(attempt)
-            if not isinstance(outcome, _Later):
-                return outcome
-            if time.monotonic() + outcome.wait > deadline:
-                raise VendorUnavailable(outcome.problem)
-            await asyncio.sleep(outcome.wait)
-
-    async def _attempt(self, attempt: int) -> tuple[str, float] | _Later:
-        """One token request: the token, a refusal (raised), or how long to wait."""
-        try:
-            status, headers, body = await self._post()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return _Later(self._backoff(attempt), f"no token: {type(exc).__name__}")
-        if status == 200:
-            return _issued(body)
-        if status in (400, 401, 403):
-            raise VendorAuthError(f"the token request was refused: {_reason(body)}", status)
-        if status != 429 and status < 500:
-            raise VendorRejected(f"the token request failed: {_reason(body)}", status)
-        hinted = retry_after(headers)
-        wait = self._backoff(attempt) if hinted is None else min(hinted, RETRY_AFTER_CAP)
-        return _Later(wait, f"no token: HTTP {status}")
-
-    async def _post(self) -> tuple[int, Mapping[str, str], Any]:
-        timeout = aiohttp.ClientTimeout(total=self._policy.request_timeout)
-        async with self._session.post(
-            self._url, data=self._form, headers={"Accept": "application/json"}, timeout=timeout
-        ) as resp:
-            text = await resp.text(errors="replace")
-            log.debug("halo token request: HTTP %s", resp.status)
-            return resp.status, resp.headers, _parse(text)
-
-    def _backoff(self, attempt: int) -> float:
-        base = self._policy.initial * 2 ** min(attempt - 1, 30)
-        jitter = self._random.uniform(0, self._policy.initial)
-        return float(min(base + jitter, self._policy.maximum))
+    def reason(self, body: Any) -> str:
+        return _reason(body)
 
 
 class HaloHttp(VendorHttp):
     system = SYSTEM
 
     def error_message(self, answer: Answer) -> str:
-        body = _parse(answer.text)
+        body = parse_json(answer.text)
         if isinstance(body, Mapping) and (body.get("message") or body.get("error")):
             return _reason(body)[:MESSAGE_MAX]
         return super().error_message(answer)
@@ -223,7 +132,7 @@ class HaloConnector:
     async def create_contact(self, company_id: str, new: NewContact) -> PsaContact:
         user = new_user(_client(company_id), new)
         answer = await self.http.request("POST", USERS, json_body=[user], headers=JSON_BODY)
-        saved = _saved(_parse(answer.text), new.marker)
+        saved = _saved(parse_json(answer.text), new.marker)
         if saved is None:
             raise MaybeDone("Halo answered the create without the user it saved")
         return self._contact(saved)
@@ -279,13 +188,6 @@ def new_user(client: int, new: NewContact) -> dict[str, Any]:
 # -- answers ----------------------------------------------------------------------
 
 
-def _parse(text: str) -> Any:
-    try:
-        return json.loads(text) if text.strip() else None
-    except ValueError:
-        return None
-
-
 def _reason(body: Any) -> str:
     """The vendor's words in an error body (never ours)."""
     if not isinstance(body, Mapping):
@@ -294,17 +196,8 @@ def _reason(body: Any) -> str:
     return ": ".join(str(p) for p in parts if p) or "no reason given"
 
 
-def _issued(body: Any) -> tuple[str, float]:
-    token = body.get("access_token") if isinstance(body, Mapping) else None
-    if not isinstance(token, str) or not token:
-        raise VendorAuthError("the token endpoint answered no access_token")
-    lifetime = body.get("expires_in")
-    ok = isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0
-    return token, float(lifetime) if ok else 3600.0
-
-
 def _page(answer: Answer) -> tuple[list[Record], int]:
-    body = _parse(answer.text)
+    body = parse_json(answer.text)
     users = body.get("users") if isinstance(body, Mapping) else None
     if not isinstance(users, list):
         raise VendorRejected("Halo answered a users search without users")

@@ -4,6 +4,8 @@ A connector is kept while its integration's version stands (a Halo token it
 holds stays cached); a new version (new credentials, a new URL) builds a new
 one. Each gets the integration's pacer (its documented limit, shared through
 PostgreSQL by every handler process) and, for Autotask, its concurrency slots.
+Microsoft Graph publishes no fixed limit (it throttles with ``429`` and
+``Retry-After``, which the HTTP client honours), so its connector is unpaced.
 """
 
 import importlib
@@ -18,9 +20,13 @@ from schemas.providers import SPECS
 from services.handlers.adapters.connectors.base import ConnectContext, IntegrationConfig
 from services.handlers.adapters.http import Pacer, RetryPolicy, Unpaced, VendorMetrics
 from services.handlers.adapters.pacing import ConcurrencySlots, PgPacer
-from services.handlers.service_layer.ports import DocumentationConnector, PsaConnector
+from services.handlers.service_layer.ports import (
+    DocumentationConnector,
+    IdentityConnector,
+    PsaConnector,
+)
 
-Connector = PsaConnector | DocumentationConnector
+Connector = PsaConnector | DocumentationConnector | IdentityConnector
 
 # provider -> (module, the setting with its limit, the window in seconds)
 _VENDORS: dict[str, tuple[str, str, float]] = {
@@ -30,6 +36,8 @@ _VENDORS: dict[str, tuple[str, str, float]] = {
     "itglue": ("itglue", "requests_per_5_minutes", 300.0),
     "hudu": ("hudu", "requests_per_minute", 60.0),
 }
+#: provider -> module, for the vendors without a documented request limit
+_UNPACED: dict[str, str] = {"m365": "graph"}
 
 
 def pace_of(provider: str, settings: Mapping[str, Any]) -> tuple[int, float]:
@@ -61,7 +69,7 @@ class Connectors:
         self._built: dict[tuple[str, str], tuple[int, Connector]] = {}
 
     def supports(self, provider: str) -> bool:
-        return provider in _VENDORS
+        return provider in _VENDORS or provider in _UNPACED
 
     def get(self, config: IntegrationConfig) -> Connector:
         known = self._built.get((config.partner_id, config.provider))
@@ -72,10 +80,12 @@ class Connectors:
         return connector
 
     def _build(self, config: IntegrationConfig) -> Connector:
-        module_name, _, _ = _VENDORS[config.provider]
         key = integration_key(config.partner_id, config.provider)
         pacer: Pacer = Unpaced()
-        if self.paced:
+        module_name = _UNPACED.get(config.provider)
+        if module_name is None:
+            module_name = _VENDORS[config.provider][0]
+        if self.paced and config.provider in _VENDORS:
             limit, window = pace_of(config.provider, config.settings)
             pacer = PgPacer(self.pool, key, limit, window * self.window_scale)
         slots = None

@@ -22,7 +22,12 @@ from services.handlers.domain.errors import (
     VendorUnavailable,
 )
 from services.handlers.domain.records import NewPasswordEntry
-from services.handlers.service_layer.documentation import DocLink, apply_password, link_password
+from services.handlers.service_layer.documentation import (
+    DocLink,
+    apply_password,
+    known,
+    link_password,
+)
 from services.handlers.service_layer.ports import DocumentationConnector
 from tests.simulators import HuduSim
 
@@ -168,7 +173,7 @@ async def test_matched_by_username_case_insensitively(
     seed(sim, 3)
     record = add(sim, "Jane.Doe")
 
-    execution, link = await link_password(link_command(HUDU, ORG), docs, None)
+    execution, link = await link_password(link_command(HUDU, ORG), docs, known(None))
 
     assert execution.outcome is Outcome.MATCHED
     assert link == DocLink(str(record["id"]), None)
@@ -179,7 +184,7 @@ async def test_matched_by_user_principal_name(sim: HuduSim, docs: DocumentationC
     record = add(sim, "jane@fabrikam.example")
     command = link_command(HUDU, ORG, who=account("jdoe", upn="Jane@Fabrikam.example"))
 
-    execution, link = await link_password(command, docs, None)
+    execution, link = await link_password(command, docs, known(None))
 
     assert execution.outcome is Outcome.MATCHED
     assert link is not None
@@ -192,7 +197,7 @@ async def test_not_found_when_creating_is_not_allowed(
     add(sim, "someone.else")
 
     execution, link = await link_password(
-        link_command(HUDU, ORG, create_if_missing=False), docs, PASSWORD
+        link_command(HUDU, ORG, create_if_missing=False), docs, known(PASSWORD)
     )
 
     assert (execution.outcome, link) == (Outcome.NOT_FOUND, None)
@@ -204,7 +209,7 @@ async def test_ambiguous_when_two_entries_have_the_username(
 ) -> None:
     first, second = add(sim, "jane.doe"), add(sim, "JANE.DOE")
 
-    execution, link = await link_password(link_command(HUDU, ORG), docs, PASSWORD)
+    execution, link = await link_password(link_command(HUDU, ORG), docs, known(PASSWORD))
 
     assert (execution.reason, link) == (FailureReason.AMBIGUOUS_MATCH, None)
     assert {r.id for r in execution.refs} == {str(first["id"]), str(second["id"])}
@@ -216,7 +221,7 @@ async def test_deferred_without_a_password_then_created_by_the_first_one(
 ) -> None:
     command = link_command(HUDU, ORG)
 
-    execution, link = await link_password(command, docs, None)
+    execution, link = await link_password(command, docs, known(None))
     assert (execution.outcome, link) == (Outcome.DEFERRED, DocLink(None))
     assert link is not None
 
@@ -238,7 +243,7 @@ async def test_created_at_once_when_the_password_is_known(
 ) -> None:
     command = link_command(HUDU, ORG)
 
-    execution, link = await link_password(command, docs, PASSWORD)
+    execution, link = await link_password(command, docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     [record] = stored(sim)
@@ -263,7 +268,7 @@ async def test_a_linked_entry_gets_the_new_password(
 ) -> None:
     record = add(sim, "jane.doe")
     command = link_command(HUDU, ORG)
-    _, link = await link_password(command, docs, None)
+    _, link = await link_password(command, docs, known(None))
     assert link is not None
 
     execution, kept = await apply_password(command, link, docs, PASSWORD)
@@ -282,9 +287,9 @@ async def test_a_redo_after_a_create_finds_its_own_entry(
     sim: HuduSim, docs: DocumentationConnector
 ) -> None:
     command = link_command(HUDU, ORG)
-    first, link = await link_password(command, docs, PASSWORD)
+    first, link = await link_password(command, docs, known(PASSWORD))
 
-    again, link_again = await link_password(command, docs, PASSWORD)
+    again, link_again = await link_password(command, docs, known(PASSWORD))
 
     assert (first.outcome, again.outcome) == (Outcome.CREATED, Outcome.CREATED)
     assert "redo" in again.detail
@@ -300,7 +305,7 @@ async def test_a_create_whose_answer_was_lost_is_found_by_our_note(
     seed(sim, 4)
     landed = add(sim, "jane.doe", password=PASSWORD, description=f"<div>{our_note(command)}</div>")
 
-    execution, link = await link_password(command, docs, PASSWORD)
+    execution, link = await link_password(command, docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert link is not None
@@ -313,7 +318,7 @@ async def test_a_429_storm_on_the_create_then_exactly_one_entry(
 ) -> None:
     sim.fail_next(3, 429, body="Retry later\n", retry_after=0, method="POST")
 
-    execution, _ = await link_password(link_command(HUDU, ORG), docs, PASSWORD)
+    execution, _ = await link_password(link_command(HUDU, ORG), docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert len(stored(sim)) == 1
@@ -326,7 +331,7 @@ async def test_a_429_storm_on_the_listing_is_waited_out(
     seed(sim, 2)
     sim.fail_next(3, 429, retry_after=0)
 
-    execution, _ = await link_password(link_command(HUDU, ORG), docs, PASSWORD)
+    execution, _ = await link_password(link_command(HUDU, ORG), docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert len(stored(sim)) == 3
@@ -359,7 +364,7 @@ async def test_the_rule_searches_again_after_a_maybe_done(
 ) -> None:
     sim.fail_next(1, 504, method="POST")
 
-    execution, _ = await link_password(link_command(HUDU, ORG), docs, PASSWORD)
+    execution, _ = await link_password(link_command(HUDU, ORG), docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert len(stored(sim)) == 1
@@ -405,7 +410,7 @@ async def test_a_validation_error_carries_hudus_words_not_the_password(
     capture_everything(caplog)
 
     with pytest.raises(VendorRejected) as raised:
-        await link_password(link_command(HUDU, "999"), docs, PASSWORD)
+        await link_password(link_command(HUDU, "999"), docs, known(PASSWORD))
 
     assert raised.value.status == 422
     assert raised.value.message == "Hudu 422: Company must exist"
@@ -481,7 +486,7 @@ async def test_a_list_answered_with_null_is_not_an_empty_company(
     sim.fail_next(1, 200, body="null", method="GET")
 
     with pytest.raises(VendorUnavailable, match="without asset_passwords"):
-        await link_password(link_command(HUDU, ORG), docs, PASSWORD)
+        await link_password(link_command(HUDU, ORG), docs, known(PASSWORD))
 
     assert sent(sim, "POST") == []
 
@@ -493,7 +498,7 @@ async def test_no_secret_in_logs_over_a_whole_flow(
     command = link_command(HUDU, ORG)
     sim.fail_next(1, 429, body="Retry later\n", retry_after=0)
 
-    _, link = await link_password(command, docs, None)
+    _, link = await link_password(command, docs, known(None))
     assert link is not None
     _, link = await apply_password(command, link, docs, OLD_PASSWORD)
     await apply_password(command, link, docs, PASSWORD)

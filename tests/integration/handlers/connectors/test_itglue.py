@@ -22,7 +22,12 @@ from services.handlers.domain.errors import (
     VendorUnavailable,
 )
 from services.handlers.domain.records import NewPasswordEntry
-from services.handlers.service_layer.documentation import DocLink, apply_password, link_password
+from services.handlers.service_layer.documentation import (
+    DocLink,
+    apply_password,
+    known,
+    link_password,
+)
 from services.handlers.service_layer.ports import DocumentationConnector
 from tests.simulators import ITGlueSim
 
@@ -161,7 +166,7 @@ async def test_matched_by_username_case_insensitively(
     seed(sim, 3)
     record = sim.add_password(int(ORG), name="Jane", username="Jane.Doe", password=OLD_PASSWORD)
 
-    execution, link = await link_password(link_command(ITGLUE, ORG), docs, None)
+    execution, link = await link_password(link_command(ITGLUE, ORG), docs, known(None))
 
     assert execution.outcome is Outcome.MATCHED
     assert link == DocLink(record["id"], record["attributes"]["resource-url"])
@@ -175,7 +180,7 @@ async def test_matched_by_user_principal_name(sim: ITGlueSim, docs: Documentatio
     )
     command = link_command(ITGLUE, ORG, who=account("jdoe", upn="jane@contoso.example"))
 
-    execution, link = await link_password(command, docs, None)
+    execution, link = await link_password(command, docs, known(None))
 
     assert execution.outcome is Outcome.MATCHED
     assert link is not None
@@ -188,7 +193,7 @@ async def test_not_found_when_creating_is_not_allowed(
     seed(sim, 2, username="someone.else")
 
     execution, link = await link_password(
-        link_command(ITGLUE, ORG, create_if_missing=False), docs, PASSWORD
+        link_command(ITGLUE, ORG, create_if_missing=False), docs, known(PASSWORD)
     )
 
     assert (execution.outcome, link) == (Outcome.NOT_FOUND, None)
@@ -201,7 +206,7 @@ async def test_ambiguous_when_two_entries_have_the_username(
     first = sim.add_password(int(ORG), name="a", username="jane.doe", password=OLD_PASSWORD)
     second = sim.add_password(int(ORG), name="b", username="JANE.DOE", password=OLD_PASSWORD)
 
-    execution, link = await link_password(link_command(ITGLUE, ORG), docs, PASSWORD)
+    execution, link = await link_password(link_command(ITGLUE, ORG), docs, known(PASSWORD))
 
     assert (execution.reason, link) == (FailureReason.AMBIGUOUS_MATCH, None)
     assert {r.id for r in execution.refs} == {first["id"], second["id"]}
@@ -214,7 +219,7 @@ async def test_deferred_without_a_password_then_created_by_the_first_one(
     docs = make(base_url, session, password_category_id=16)
     command = link_command(ITGLUE, ORG)
 
-    execution, link = await link_password(command, docs, None)
+    execution, link = await link_password(command, docs, known(None))
     assert (execution.outcome, link) == (Outcome.DEFERRED, DocLink(None))
     assert sent(sim, "POST") == []
 
@@ -236,7 +241,7 @@ async def test_created_at_once_when_the_password_is_known(
 ) -> None:
     command = link_command(ITGLUE, ORG)
 
-    execution, link = await link_password(command, docs, PASSWORD)
+    execution, link = await link_password(command, docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     [record] = stored(sim)
@@ -266,7 +271,7 @@ async def test_the_demo_category_setting_is_read_from_a_string(
 ) -> None:
     docs = make(base_url, session, password_category_id="15")
 
-    await link_password(link_command(ITGLUE, ORG), docs, PASSWORD)
+    await link_password(link_command(ITGLUE, ORG), docs, known(PASSWORD))
 
     [record] = stored(sim)
     assert record["password-category-id"] == 15
@@ -277,7 +282,7 @@ async def test_a_linked_entry_gets_the_new_password(
 ) -> None:
     record = sim.add_password(int(ORG), name="Jane", username="jane.doe", password=OLD_PASSWORD)
     command = link_command(ITGLUE, ORG)
-    _, link = await link_password(command, docs, None)
+    _, link = await link_password(command, docs, known(None))
     assert link is not None
 
     execution, kept = await apply_password(command, link, docs, PASSWORD)
@@ -300,9 +305,9 @@ async def test_a_redo_after_a_create_finds_its_own_entry(
     sim: ITGlueSim, docs: DocumentationConnector
 ) -> None:
     command = link_command(ITGLUE, ORG)
-    first, link = await link_password(command, docs, PASSWORD)
+    first, link = await link_password(command, docs, known(PASSWORD))
 
-    again, link_again = await link_password(command, docs, PASSWORD)
+    again, link_again = await link_password(command, docs, known(PASSWORD))
 
     assert (first.outcome, again.outcome) == (Outcome.CREATED, Outcome.CREATED)
     assert "redo" in again.detail
@@ -324,7 +329,7 @@ async def test_a_create_whose_answer_was_lost_is_found_by_our_note(
         notes=f"<p>{our_note(command)}</p>",  # as a rich-text editor may keep it
     )
 
-    execution, link = await link_password(command, docs, PASSWORD)
+    execution, link = await link_password(command, docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert link is not None
@@ -338,7 +343,7 @@ async def test_a_429_storm_on_the_create_then_exactly_one_entry(
 ) -> None:
     sim.fail_next(3, 429, retry_after=0, method="POST")
 
-    execution, _ = await link_password(link_command(ITGLUE, ORG), docs, PASSWORD)
+    execution, _ = await link_password(link_command(ITGLUE, ORG), docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert len(stored(sim)) == 1
@@ -351,7 +356,7 @@ async def test_a_429_storm_on_the_listing_is_waited_out(
     seed(sim, 2)
     sim.fail_next(3, 429, retry_after=0)
 
-    execution, _ = await link_password(link_command(ITGLUE, ORG), docs, PASSWORD)
+    execution, _ = await link_password(link_command(ITGLUE, ORG), docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert len(stored(sim)) == 3
@@ -385,7 +390,7 @@ async def test_the_rule_searches_again_after_a_maybe_done(
 ) -> None:
     sim.fail_next(1, 502, method="POST")
 
-    execution, _ = await link_password(link_command(ITGLUE, ORG), docs, PASSWORD)
+    execution, _ = await link_password(link_command(ITGLUE, ORG), docs, known(PASSWORD))
 
     assert execution.outcome is Outcome.CREATED
     assert len(stored(sim)) == 1
@@ -434,7 +439,7 @@ async def test_a_validation_error_names_the_attribute_not_the_password(
     docs = make(base_url, session, password_category_id=999)
 
     with pytest.raises(VendorRejected) as raised:
-        await link_password(link_command(ITGLUE, ORG), docs, PASSWORD)
+        await link_password(link_command(ITGLUE, ORG), docs, known(PASSWORD))
 
     assert raised.value.status == 422
     assert "/data/attributes/password_category_id" in raised.value.message
@@ -495,7 +500,7 @@ async def test_no_secret_in_logs_over_a_whole_flow(
     command = link_command(ITGLUE, ORG)
     sim.fail_next(1, 429, retry_after=0)
 
-    _, link = await link_password(command, docs, None)
+    _, link = await link_password(command, docs, known(None))
     assert link is not None
     _, link = await apply_password(command, link, docs, OLD_PASSWORD)
     await apply_password(command, link, docs, PASSWORD)
@@ -511,6 +516,6 @@ async def test_a_list_answered_without_data_is_not_an_empty_organisation(
     sim.fail_next(1, 200, body={"meta": {}}, method="GET")
 
     with pytest.raises(VendorUnavailable, match="without a data list"):
-        await link_password(link_command(ITGLUE, ORG), docs, PASSWORD)
+        await link_password(link_command(ITGLUE, ORG), docs, known(PASSWORD))
 
     assert sent(sim, "POST") == []
