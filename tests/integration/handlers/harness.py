@@ -146,6 +146,17 @@ class Handlers:
                 return float(value)
         return 0.0
 
+    async def metric_reaches(
+        self, http: aiohttp.ClientSession, sample: str, at_least: float, timeout: float = 10.0
+    ) -> float:
+        """The sample once it reaches ``at_least``: counters move just after what they count."""
+        deadline = time.monotonic() + timeout
+        value = await self.metric(http, sample)
+        while value < at_least and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            value = await self.metric(http, sample)
+        return value
+
 
 class Served:
     """Simulators mounted on one loopback server of the test's own loop."""

@@ -304,7 +304,9 @@ async def test_rotation_is_requested_when_due_resent_when_unanswered_and_moved_b
     await rig.reader.wait_for(lambda _: len(_requests(rig, key)) == 2, "the re-sent request", 20)
     again = _requests(rig, key)[1]
     assert again.envelope["id"] == request.envelope["id"]
-    resent = await rig.handlers.metric(http, 'handlers_rotation_requests_total{kind="resent"}')
+    resent = await rig.handlers.metric_reaches(
+        http, 'handlers_rotation_requests_total{kind="resent"}', resent_before + 1
+    )
     assert resent >= resent_before + 1
 
     changed_at = utc_now()
