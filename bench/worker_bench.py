@@ -9,6 +9,9 @@ machine, in the same run:
   (b) the import worker on rediscoveries (accounts already in the ledger);
   (c) the import worker on new accounts (decide, commands, decision, ledger);
   (d) a per-event Faust agent passthrough;
+  (e) the policy service's accounts read model on (c)'s decisions (accounts/s
+      projected, beside (c)'s decisions/s), then on a result per command of
+      each (results/s; bench/read_model_bench.py);
 
 and prints events/s, the ratios b/a, c/a, b/d, p50/p99 discovery->decision
 latency at a fixed rate, and the worker's peak RSS. The last line is
@@ -48,6 +51,9 @@ from services.infra.devstack import LocalBroker, LocalPostgres
 from services.infra.devstack.net import free_port
 from services.infra.kafka_admin import ensure_topics
 from services.infra.migrations import migrate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from read_model_bench import projected_rate  # a sibling script
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -440,6 +446,13 @@ async def main() -> None:
         print(f"(c) worker, new accounts         {results['new']:10.0f} ev/s")
         print(f"(b) worker, rediscoveries        {results['old']:10.0f} ev/s")
 
+        # (e) the policy service's read model, on the decisions (c) produced.
+        projected, reported = await projected_rate(
+            bootstrap, dsn, "import.decisions", len(fresh), PARTITIONS
+        )
+        print(f"(e) read model, accounts projected {projected:8.0f} accounts/s (decisions)")
+        print(f"    and their commands' results    {reported:8.0f} results/s")
+
         await produce(bootstrap, "bench.faust.in", again[:faust_events])
         faust_rate = await faust_passthrough(
             bootstrap, "bench.faust.in", "bench.faust.out", min(faust_events, len(again)), tmp
@@ -455,7 +468,10 @@ async def main() -> None:
         )
         b_a, c_a, b_d = results["old"] / raw, results["new"] / raw, results["old"] / faust_rate
         print(f"targets: b/a >= 0.5 ({b_a:.2f}), c/a >= 0.2 ({c_a:.2f}), b/d >= 10 ({b_d:.1f})")
-        print(f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}")
+        print(
+            f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}"
+            f" projected/decided={projected / results['new']:.2f}"
+        )
 
 
 def run() -> None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from chaos.lab import BIN, Lab, PolicyProc, WorkerRig, http_session
 from chaos.report import Result
 from tests.integration.policy_service import test_bad_input as bad_input
@@ -85,7 +87,11 @@ async def run(lab: Lab, size: str) -> Result:
             await service.wait_ready(http)
             api = Api(http, service.base_url)
             await _schemathesis(service.base_url, s.examples, logs, result)
-            await _matrix(api, result)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+            try:
+                await _matrix(api, pool, result)
+            finally:
+                await pool.close()
             await _tokens(api, result)
             await _bodies(api, result)
     finally:
@@ -178,18 +184,19 @@ async def _count(calls: Sequence[tuple[str, Callable[[], Awaitable[None]]]]) -> 
     return failed
 
 
-async def _world(api: Api) -> rbac.World:
-    """What ``test_rbac_matrix.world`` builds: an owner, its customer, policy, integration."""
-    return await rbac.build_world(Tenant(api))
+async def _world(api: Api, pool: asyncpg.Pool) -> rbac.World:
+    """What ``test_rbac_matrix.world`` builds: an owner, its customer, policy,
+    integration and account."""
+    return await rbac.build_world(Tenant(api), pool)
 
 
-async def _matrix(api: Api, result: Result) -> None:
+async def _matrix(api: Api, pool: asyncpg.Pool, result: Result) -> None:
     failed: list[str] = []
     cases = 0
     for case in rbac.CASES:
         for role in ROLES:
             for scope in ("own", "other"):
-                world = await _world(api)
+                world = await _world(api, pool)
                 cases += 1
                 failed += await _count(
                     [

@@ -20,12 +20,13 @@ from schemas.topics import TopicNames
 from services.infra.kafka_admin import broker_reachable
 from services.infra.secrets import SecretBox
 from services.policy_service.adapters.database import Database
+from services.policy_service.adapters.read_model import ReadModelConfig, ReadModelConsumer
 from services.policy_service.adapters.relay import OutboxRelay, RelayConfig, RelayMetrics
-from services.policy_service.adapters.results_consumer import ResultsConfig, ResultsConsumer
 from services.policy_service.api.middleware import authentication, observability, problems
 from services.policy_service.api.openapi import build_openapi
 from services.policy_service.api.routes import ROUTES
 from services.policy_service.api.views import ReadyCheck, Views
+from services.policy_service.service_layer.accounts import AccountService
 from services.policy_service.service_layer.handlers import PolicyService
 from services.policy_service.service_layer.integrations import IntegrationService
 from services.policy_service.settings import PolicyServiceSettings
@@ -58,7 +59,15 @@ def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None)
         allow_private=settings.integrations_allow_private,
     )
     ready = _readiness(db, settings)
-    views = Views(service, integrations, topics, registry, ready, build_openapi(app_version()))
+    views = Views(
+        service,
+        integrations,
+        AccountService(db),
+        topics,
+        registry,
+        ready,
+        build_openapi(app_version()),
+    )
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -88,16 +97,17 @@ def build_app(settings: PolicyServiceSettings, topics: TopicNames | None = None)
             _background("outbox-relay", relay.run, relay.stop, 3 * relay.config.stop_grace)
         )
     if settings.results_consumer_enabled:
-        results = ResultsConsumer(
-            ResultsConfig(
+        read_model = ReadModelConsumer(
+            ReadModelConfig(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
-                topic=topics.command_results,
+                topics=(topics.import_decisions, topics.command_results),
                 group_id=settings.results_group_id,
+                batch_size=settings.read_model_batch_size,
             ),
             db,
             registry,
         )
-        app.cleanup_ctx.append(_background("command-results", results.run, results.stop, 5.0))
+        app.cleanup_ctx.append(_background("read-model", read_model.run, read_model.stop, 5.0))
     return app
 
 

@@ -48,8 +48,15 @@ class PolicyServiceSettings(CommonSettings, SecretsSettings):
     )
     results_consumer_enabled: bool = Field(
         default=True,
-        description="Consume command.results in-process (integration status, accounts).",
+        description="Project import.decisions and command.results in-process (the read model).",
     )
     results_group_id: str = Field(
-        default="policy-service-results", description="Consumer group of command.results."
+        default="policy-service-results",
+        description="Consumer group of import.decisions and command.results (the read model).",
+    )
+    read_model_batch_size: int = Field(
+        default=5000,
+        ge=1,
+        le=50_000,
+        description="Read model: records written per transaction at most.",
     )

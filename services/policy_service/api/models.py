@@ -257,3 +257,68 @@ class Integration(BaseModel):
 class IntegrationPage(BaseModel):
     items: list[Integration]
     next_cursor: str | None
+
+
+# -- accounts (docs/contract.md §8) -------------------------------------------------
+
+
+class AccountRef(BaseModel):
+    system: str
+    kind: str
+    id: str
+    url: str | None
+
+
+class AccountCommand(BaseModel):
+    """One command of the account's decision, with its latest result."""
+
+    id: uuid.UUID
+    type: str | None = Field(description="`psa.contact.link`, …; null for a command not of ours.")
+    status: Literal["pending", "succeeded", "failed"]
+    outcome: str | None = Field(description="On success: `matched`, `created`, …")
+    reason: str | None = Field(description="On failure: `ambiguous_match`, `no_email`, …")
+    provider: str | None
+    refs: list[AccountRef]
+    detail: str | None
+    updated_at: AwareDatetime
+
+
+class AccountDecision(BaseModel):
+    outcome: Outcome
+    policy_id: uuid.UUID | None
+    policy_version: int | None
+    notes: list[DecisionNote]
+    decided_at: AwareDatetime
+
+
+class Account(BaseModel):
+    """A decided account: what the worker decided, and how each command ended."""
+
+    key: str
+    customer_id: uuid.UUID
+    account_type: AccountType
+    directory: str
+    username: str
+    display_name: str | None
+    email: str | None
+    status: Literal["done", "pending", "attention", "no_policy"] = Field(
+        description="`attention` if a command failed, else `pending` if one has no result"
+        " yet, else `done`; `no_policy` when no policy applied."
+    )
+    decision: AccountDecision
+    commands: list[AccountCommand]
+
+
+class AccountCounts(BaseModel):
+    """Accounts per status under the `customer_id` and `account_type` filters."""
+
+    done: int
+    pending: int
+    attention: int
+    no_policy: int
+
+
+class AccountPage(BaseModel):
+    items: list[Account]
+    next_cursor: str | None
+    counts: AccountCounts

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.enums import AccountType
 from schemas.integrations import Provider
+from services.policy_service.adapters.accounts import AccountCursor, AccountFilter
 from services.policy_service.adapters.repository import Cursor
 from services.policy_service.api.problems import (
     RequestProblem,
@@ -114,7 +115,7 @@ def _bad_query(name: str, message: str) -> RequestProblem:
     )
 
 
-def page_params(request: web.Request) -> tuple[Cursor | None, int]:
+def page_params(request: web.Request, with_cursor: bool = True) -> tuple[Cursor | None, int]:
     """``cursor`` and ``limit`` (default 50, at most 500)."""
     raw_limit = request.query.get("limit")
     limit = DEFAULT_LIMIT
@@ -123,7 +124,9 @@ def page_params(request: web.Request) -> tuple[Cursor | None, int]:
             raise _bad_query("limit", f"an integer from 1 to {MAX_LIMIT}")
         limit = int(raw_limit)
     raw_cursor = request.query.get("cursor")  # present but empty is no cursor of ours: 400
-    return (decode_cursor(raw_cursor) if raw_cursor is not None else None), limit
+    if raw_cursor is None or not with_cursor:
+        return None, limit
+    return decode_cursor(raw_cursor), limit
 
 
 def account_type_param(request: web.Request) -> AccountType | None:
@@ -136,21 +139,67 @@ def account_type_param(request: web.Request) -> AccountType | None:
         raise _bad_query("account_type", "one of end_user, administrator") from exc
 
 
-def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:
+def encode_cursor(created_at: datetime, item_id: uuid.UUID | str) -> str:
     raw = json.dumps([created_at.isoformat(), str(item_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(value: str) -> Cursor:
+    stamp, item = _cursor_pair(value)
+    try:
+        return stamp, uuid.UUID(item)
+    except ValueError as exc:
+        raise _bad_query("cursor", "not a cursor this service gave out") from exc
+
+
+def _cursor_pair(value: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         stamp, item = json.loads(raw)
         parsed = datetime.fromisoformat(stamp)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(item)
+        if parsed.tzinfo is None or not isinstance(item, str) or "\x00" in item:
+            raise ValueError("not ours")
+        return parsed, item
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise _bad_query("cursor", "not a cursor this service gave out") from exc
+
+
+ACCOUNT_STATUSES = ("done", "pending", "attention", "no_policy")
+MAX_QUERY_TEXT = 200
+
+
+def account_filter(request: web.Request, partner_id: str) -> AccountFilter:
+    """``customer_id``, ``account_type``, ``status`` and ``q`` of ``GET /v1/accounts``."""
+    customer_id = None
+    raw = request.query.get("customer_id")
+    if raw is not None:
+        try:
+            customer_id = uuid.UUID(raw)
+        except ValueError as exc:
+            raise _bad_query("customer_id", "a customer id (UUID)") from exc
+    status = request.query.get("status")
+    if status is not None and status not in ACCOUNT_STATUSES:
+        raise _bad_query("status", "one of " + ", ".join(ACCOUNT_STATUSES))
+    q = request.query.get("q")
+    if q is not None:
+        if len(q) > MAX_QUERY_TEXT or "\x00" in q:
+            raise _bad_query("q", f"at most {MAX_QUERY_TEXT} characters, no U+0000")
+        q = q.strip() or None
+    account_type = account_type_param(request)
+    return AccountFilter(
+        partner_id=partner_id,
+        customer_id=customer_id,
+        account_type=account_type.value if account_type else None,
+        status=status,
+        q=q,
+    )
+
+
+def account_page_params(request: web.Request) -> tuple[AccountCursor | None, int]:
+    """Like :func:`page_params`, with the accounts' cursor (decided_at, key)."""
+    _, limit = page_params(request, with_cursor=False)
+    raw_cursor = request.query.get("cursor")
+    return (_cursor_pair(raw_cursor) if raw_cursor is not None else None), limit
 
 
 def if_match(request: web.Request) -> int | None:

@@ -59,6 +59,35 @@ PROVIDER = Param(
     True,
 )
 
+ACCOUNT_FILTERS = (
+    Param("customer_id", "query", {"type": "string", "format": "uuid"}, "Only this customer's."),
+    Param(
+        "account_type",
+        "query",
+        {"type": "string", "enum": ["end_user", "administrator"]},
+        "Only accounts of this type.",
+    ),
+    Param(
+        "status",
+        "query",
+        {"type": "string", "enum": ["done", "pending", "attention", "no_policy"]},
+        "Only accounts with this status.",
+    ),
+    Param(
+        "q",
+        "query",
+        {"type": "string", "maxLength": 200},
+        "Part of the username, display name or email (case-insensitive).",
+    ),
+)
+ACCOUNT_KEY = Param(
+    "account_key",
+    "path",
+    {"type": "string"},
+    "The account key `<partner_id>:<customer_id>:<directory>:<external_id>`, URL-encoded.",
+    True,
+)
+
 READ = (401, 403, 404)
 WRITE = (400, 401, 403, 404, 409, 413, 415, 422)
 
@@ -197,6 +226,26 @@ ROUTES: tuple[Route, ...] = (
         response=m.Preview,
         errors=(400, 401, 403, 413, 415, 422),
         tags=("preview",),
+    ),
+    Route(
+        "GET",
+        "/v1/accounts",
+        "list_accounts",
+        "The partner's decided accounts, newest first, with counts per status",
+        response=m.AccountPage,
+        params=(*ACCOUNT_FILTERS, LIMIT, CURSOR),
+        errors=(400, 401, 403),
+        tags=("accounts",),
+    ),
+    Route(
+        "GET",
+        "/v1/accounts/{account_key}",
+        "get_account",
+        "One account: its decision and every command with its latest result",
+        response=m.Account,
+        params=(ACCOUNT_KEY,),
+        errors=READ,
+        tags=("accounts",),
     ),
     Route(
         "GET",

@@ -17,6 +17,8 @@ from schemas.topics import TopicNames
 from services.policy_service.api import models as m
 from services.policy_service.api.middleware import PRINCIPAL
 from services.policy_service.api.request import (
+    account_filter,
+    account_page_params,
     account_type_param,
     encode_cursor,
     etag,
@@ -28,6 +30,7 @@ from services.policy_service.api.request import (
 )
 from services.policy_service.domain.auth import Principal
 from services.policy_service.domain.integrations import IntegrationRecord
+from services.policy_service.service_layer.accounts import AccountFound, AccountService
 from services.policy_service.service_layer.handlers import PolicyService
 from services.policy_service.service_layer.integrations import IntegrationService
 
@@ -60,6 +63,41 @@ def to_integration(record: IntegrationRecord) -> m.Integration:
     )
 
 
+def to_account(found: AccountFound) -> m.Account:
+    row = found.row
+    return m.Account(
+        key=row["key"],
+        customer_id=row["customer_id"],
+        account_type=row["account_type"],
+        directory=row["directory"],
+        username=row["username"],
+        display_name=row["display_name"],
+        email=row["email"],
+        status=row["status"],
+        decision=m.AccountDecision(
+            outcome=row["outcome"],
+            policy_id=row["policy_id"],
+            policy_version=row["policy_version"],
+            notes=json.loads(row["notes"]),
+            decided_at=row["decided_at"],
+        ),
+        commands=[
+            m.AccountCommand(
+                id=c.id,
+                type=c.type,
+                status=c.status,
+                outcome=c.outcome,
+                reason=c.reason,
+                provider=c.provider,
+                refs=[m.AccountRef.model_validate(r) for r in c.refs],
+                detail=c.detail,
+                updated_at=c.updated_at,
+            )
+            for c in found.commands
+        ],
+    )
+
+
 def render(
     model: BaseModel, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -78,6 +116,7 @@ class Views:
         self,
         service: PolicyService,
         integrations: IntegrationService,
+        accounts: AccountService,
         topics: TopicNames,
         registry: CollectorRegistry,
         ready: ReadyCheck,
@@ -85,6 +124,7 @@ class Views:
     ) -> None:
         self.service = service
         self.integrations = integrations
+        self.accounts = accounts
         self.topics = topics
         self.registry = registry
         self.ready = ready
@@ -208,6 +248,27 @@ class Views:
                 notes=list(decision.notes),
             )
         )
+
+    # -- accounts ---------------------------------------------------------------
+
+    async def list_accounts(self, request: web.Request) -> web.Response:
+        principal = self.principal(request)
+        where = account_filter(request, principal.partner_id)
+        after, limit = account_page_params(request)
+        page = await self.accounts.page(principal, where, after, limit)
+        last = page.items[-1].row if page.items and page.more else None
+        return render(
+            m.AccountPage(
+                items=[to_account(a) for a in page.items],
+                next_cursor=encode_cursor(last["decided_at"], last["key"]) if last else None,
+                counts=m.AccountCounts(**page.counts),
+            )
+        )
+
+    async def get_account(self, request: web.Request) -> web.Response:
+        key = request.match_info["account_key"]
+        found = await self.accounts.get(self.principal(request), key)
+        return render(to_account(found))
 
     # -- integrations -----------------------------------------------------------
 

@@ -6,11 +6,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+import asyncpg
 import jwt
 import pytest
 
+from services.policy_service.adapters.accounts import AccountStore
 from services.policy_service.api.routes import ROUTES
+from services.policy_service.domain.accounts import read_batch
+from tests.account_events import Account, decision_event
 
 from .support import (
     ROLES,
@@ -32,10 +37,14 @@ class World:
     policy: dict[str, Any]
     customer: dict[str, Any]
     integration: dict[str, Any]
+    account_key: str
 
     def path(self, template: str) -> str:
         return template.format(
-            policy=self.policy["id"], customer=self.customer["id"], provider=PROVIDER
+            policy=self.policy["id"],
+            customer=self.customer["id"],
+            provider=PROVIDER,
+            account=quote(self.account_key, safe=""),
         )
 
 
@@ -164,6 +173,20 @@ CASES = (
         partner_namespace=True,
     ),
     Case("DELETE", "/v1/integrations/{provider}", 204, write=True),
+    Case(
+        "GET",
+        "/v1/accounts",
+        200,
+        write=False,
+        check=lambda w, body: [a["key"] for a in body["items"]] == [w.account_key],
+    ),
+    Case(
+        "GET",
+        "/v1/accounts/{account}",
+        200,
+        write=False,
+        check=lambda w, body: body["key"] == w.account_key and body["status"] == "pending",
+    ),
 )
 
 
@@ -181,18 +204,32 @@ def expected(case: Case, role: str, scope: str) -> int:
 def test_the_matrix_covers_every_v1_route() -> None:
     routes = {(r.method, r.path) for r in ROUTES if r.path.startswith("/v1/")}
     covered = {
-        (c.method, c.path.replace("{policy}", "{id}").replace("{customer}", "{id}")) for c in CASES
+        (
+            c.method,
+            c.path.replace("{policy}", "{id}")
+            .replace("{customer}", "{id}")
+            .replace("{account}", "{account_key}"),
+        )
+        for c in CASES
     }
     assert covered == routes
 
 
 @pytest.fixture
-async def world(tenant: Tenant) -> World:
-    return await build_world(tenant)
+async def world(tenant: Tenant, db: asyncpg.Pool) -> World:
+    return await build_world(tenant, db)
 
 
-async def build_world(tenant: Tenant) -> World:
-    """An owner's customer, policy and integration (also the chaos API-abuse scenario's)."""
+async def record_account(db: asyncpg.Pool, decision: bytes) -> None:
+    """Into the read model as its consumer would (the session's service runs none)."""
+    batch = read_batch([decision])
+    async with db.acquire() as conn:
+        await AccountStore(conn).apply(list(batch.decisions.values()), [])
+
+
+async def build_world(tenant: Tenant, db: asyncpg.Pool) -> World:
+    """An owner's customer, policy, integration and decided account (also the chaos
+    API-abuse scenario's)."""
     customer = await tenant.add_customer(name="Owner's customer")
     policy = await tenant.create_policy(
         "end_user",
@@ -201,7 +238,9 @@ async def build_world(tenant: Tenant) -> World:
         options={"send_welcome_email": True},
     )
     integration = await tenant.ok("PUT", f"/v1/integrations/{PROVIDER}", json_body=HALO)
-    return World(tenant, policy, await tenant.customer(customer["id"]), integration)
+    account = Account(tenant.partner_id, uuid.UUID(customer["id"]))
+    await record_account(db, decision_event(account, ("psa.contact.link",)))
+    return World(tenant, policy, await tenant.customer(customer["id"]), integration, account.key)
 
 
 @pytest.mark.parametrize("scope", ["own", "other"])
@@ -220,7 +259,10 @@ async def test_access(case: Case, role: str, scope: str, world: World, api: Api)
         if scope == "other" and case.by_id and not case.partner_namespace:
             # indistinguishable from an id that does not exist
             missing = case.path.format(
-                policy=uuid.uuid4(), customer=uuid.uuid4(), provider=PROVIDER
+                policy=uuid.uuid4(),
+                customer=uuid.uuid4(),
+                provider=PROVIDER,
+                account=quote(f"{caller.partner_id}:{uuid.uuid4()}:local:x", safe=""),
             )
             unknown = await caller.call(case.method, missing, role=role, **kwargs)
             assert (unknown.status, unknown.body["title"]) == (want, problem["title"])
@@ -294,7 +336,9 @@ async def test_unusable_token_is_401_on_every_route(
     auth = make_auth()
     some_id = str(uuid.uuid4())
     for case in CASES:
-        path = case.path.format(policy=some_id, customer=some_id, provider=PROVIDER)
+        path = case.path.format(
+            policy=some_id, customer=some_id, provider=PROVIDER, account=some_id
+        )
         kwargs: dict[str, Any] = {}
         if case.body is not None:
             kwargs["json_body"] = {"name": "x"}
