@@ -606,6 +606,19 @@ def test_dev_up_sends_welcome_emails_and_applies_password_changes_everywhere(
             await conn.close()
 
     _poll(lambda: asyncio.run(imported()) >= 24, "every account imported")
+
+    # The read model shows them, with their commands' results, as the Accounts page does.
+    def shown() -> dict[str, Any] | None:
+        page: dict[str, Any] = _get_json(f"{api}/v1/accounts?limit=500", token[1])
+        results = [c for a in page["items"] for c in a["commands"] if c["status"] != "pending"]
+        linked = any(r["type"] == "psa.contact.link" and r["refs"] for r in results)
+        welcomed = any(r["type"] == "notification.welcome_email.send" for r in results)
+        return page if len(page["items"]) >= 24 and linked and welcomed else None
+
+    page = _poll(shown, "the simulated accounts and their results in /v1/accounts")
+    assert sum(page["counts"].values()) == len(page["items"]), page["counts"]
+    assert page["counts"]["done"] > 0, page["counts"]
+
     for name in ("Contoso Ltd", "Woodgrove Bank"):
         changed = subprocess.run(
             [cli, "simulate-password-change", "--customer", customers[name], "--count", "12",
