@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-integration test-e2e screenshots lint fmt schemas settings-doc bench bench-accounts bench-handlers clean
+.PHONY: install run test test-unit test-integration test-e2e screenshots lint fmt schemas settings-doc bench bench-accounts bench-api bench-handlers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,11 +58,19 @@ schemas: $(STAMP)
 settings-doc: $(STAMP)
 	$(BIN)/python -m services.infra.settings_doc --write README.md
 
-## Throughput and latency of the import worker and the accounts read model,
-## then the accounts pages at 1,000,000 accounts (see docs/performance.md).
+## Throughput and latency of the import worker and the accounts read model, the
+## accounts pages at 1,000,000 accounts, the API against its bare ceiling
+## (see docs/performance.md).
 bench: $(STAMP)
+	bash scripts/install-wrk.sh
 	$(BIN)/python bench/worker_bench.py
 	$(BIN)/python bench/accounts_page_bench.py
+	$(BIN)/python bench/api_bench.py
+
+## The policy service's API against a bare aiohttp + asyncpg ceiling, loaded by wrk.
+bench-api: $(STAMP)
+	bash scripts/install-wrk.sh
+	$(BIN)/python bench/api_bench.py
 
 ## GET /v1/accounts with 1,000,000 accounts of one partner.
 bench-accounts: $(STAMP)

@@ -3,6 +3,18 @@
 import asyncpg
 
 
+async def _end_transaction(conn: asyncpg.Connection) -> None:
+    """What a connection needs before its next request: no transaction left open.
+
+    asyncpg's default reset also runs ``RESET ALL; UNLISTEN *; CLOSE ALL;
+    pg_advisory_unlock_all()``: a round trip on every release, for session state
+    this service never sets (its advisory locks are transaction-level; the relay's
+    leadership lock lives on a connection of its own, not the pool's).
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 class Database:
     """Holds the pool; handlers built before startup read it once it is open."""
 
@@ -14,7 +26,11 @@ class Database:
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=self.min_size, max_size=self.max_size, command_timeout=30
+            self.dsn,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            command_timeout=30,
+            reset=_end_transaction,
         )
 
     async def close(self) -> None:
