@@ -19,7 +19,8 @@ latency at a fixed rate, and the worker's peak RSS. The last line is
 
 Sizes: BENCH_EVENTS (default 200000) with BENCH_REDISCOVERY (default 0.9)
 of them rediscoveries; BENCH_FAUST_EVENTS (default 20000) for (d);
-BENCH_RATE / BENCH_RATE_SECONDS (1000 ev/s for 10 s) for the latency probe.
+BENCH_RATE / BENCH_RATE_SECONDS (1000 ev/s for 10 s) for the latency probe;
+BENCH_IDLE_SECONDS (60) of silence before one discovery whose decision is timed.
 """
 
 import asyncio
@@ -377,6 +378,54 @@ async def latency(
         stop(worker)
 
 
+async def first_after_idle(
+    bootstrap: str, env: dict[str, str], sim: AgentSimulator, idle: float, log_dir: Path
+) -> float:
+    """Milliseconds from one discovery to its decision, after ``idle`` seconds of nothing."""
+    topic_in, decisions = "bench.idle.in", "bench.idle.decisions"
+    await ensure_topics(bootstrap, [topic_in, decisions], PARTITIONS)
+    worker = start_worker(
+        {**env, "TOPIC_ACCOUNT_DISCOVERED": topic_in, "TOPIC_IMPORT_DECISIONS": decisions,
+         "WORKER_GROUP_ID": "bench-idle"},
+        "idle",
+        log_dir,
+    )  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        decisions, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest",
+        fetch_max_wait_ms=10,
+    )  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=False
+    )
+    await consumer.start()
+    await producer.start()
+    sim.rediscovery_rate = 0.0
+
+    async def one() -> float:
+        d = sim.next()
+        start = time.perf_counter()
+        await producer.send_and_wait(topic_in, d.value, key=d.key)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=100)
+            for records in batch.values():
+                for r in records:
+                    if json.loads(r.value)["data"]["account"]["external_id"] == (
+                        d.account.external_id
+                    ):
+                        return (time.perf_counter() - start) * 1000
+        raise TimeoutError("no decision")
+
+    try:
+        await one()  # warm: the group joined, the topics' metadata known
+        await asyncio.sleep(idle)
+        return await one()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        stop(worker)
+
+
 async def main() -> None:
     events = env_int("BENCH_EVENTS", 200_000)
     share = float(os.environ.get("BENCH_REDISCOVERY", "0.9"))
@@ -466,6 +515,11 @@ async def main() -> None:
             f"latency at {rate} ev/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
             f"worker peak RSS {rss:.0f} MB"
         )
+        idle = float(os.environ.get("BENCH_IDLE_SECONDS", "60"))
+        after_idle = await first_after_idle(
+            bootstrap, {**env, "WORKER_HTTP_PORT": str(free_port())}, sim, idle, tmp
+        )
+        print(f"first decision after {idle:.0f} s idle: {after_idle:.0f} ms")
         b_a, c_a, b_d = results["old"] / raw, results["new"] / raw, results["old"] / faust_rate
         print(f"targets: b/a >= 0.5 ({b_a:.2f}), c/a >= 0.2 ({c_a:.2f}), b/d >= 10 ({b_d:.1f})")
         print(
