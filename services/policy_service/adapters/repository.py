@@ -140,6 +140,28 @@ class Repository:
         )
         return {row["id"]: _policy(row) for row in rows}
 
+    async def effective_policies(
+        self, partner_id: str, customer_id: uuid.UUID
+    ) -> dict[AccountType, PolicyState] | None:
+        """The policies assigned to the customer, by account type, in one statement;
+        None when the partner has no such customer."""
+        rows = await self.conn.fetch(
+            "WITH c AS (SELECT c.id FROM policy_service.customers c"
+            "           WHERE c.partner_id = $1 AND c.id = $2)"
+            " SELECT EXISTS (SELECT 1 FROM c) AS customer_found, p.*"
+            " FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
+            + _POLICY_SELECT
+            + " WHERE p.partner_id = $1 AND p.id IN (SELECT a.policy_id"
+            "   FROM policy_service.assignments a JOIN c ON a.customer_id = c.id)"
+            ") AS p ON true",
+            partner_id,
+            customer_id,
+        )
+        if not rows or not rows[0]["customer_found"]:
+            return None
+        found = [_policy(row) for row in rows if row["id"] is not None]
+        return {policy.account_type: policy for policy in found}
+
     async def policy(self, partner_id: str, policy_id: uuid.UUID) -> PolicyState | None:
         return (await self.policies(partner_id, [policy_id])).get(policy_id)
 

@@ -121,14 +121,11 @@ class PolicyService:
         self, principal: Principal, customer_id: uuid.UUID
     ) -> dict[AccountType, PolicyState | None]:
         async with self.db.pool.acquire() as conn:
-            repo = Repository(conn)
-            customer = await repo.customer(principal.partner_id, customer_id)
-            if customer is None:
-                raise NotFound(f"no customer {customer_id}")
-            self._reader(principal)
-            ids = {t: getattr(customer.policy_ids, t.value) for t in AccountType}
-            found = await repo.policies(principal.partner_id, [i for i in ids.values() if i])
-        return {t: (found.get(i) if i else None) for t, i in ids.items()}
+            found = await Repository(conn).effective_policies(principal.partner_id, customer_id)
+        if found is None:
+            raise NotFound(f"no customer {customer_id}")
+        self._reader(principal)
+        return {t: found.get(t) for t in AccountType}
 
     async def preview(self, principal: Principal, account: DiscoveredAccount) -> Decision:
         """The decision the worker would take for ``account``, from this service's tables."""
