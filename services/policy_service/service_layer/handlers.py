@@ -227,7 +227,7 @@ class PolicyService:
             if patch.customer_ids is not None:
                 await self._require_customers(repo, partner, patch.customer_ids)
                 await self._replace_customers(uow, current, list(patch.customer_ids))
-        return await self.get_policy(principal, policy_id)
+        return uow.committed_policies.get(policy_id) or await self.get_policy(principal, policy_id)
 
     async def set_policy_customers(
         self, principal: Principal, policy_id: uuid.UUID, customer_ids: list[uuid.UUID]
@@ -235,7 +235,7 @@ class PolicyService:
         async with self._changing_policy(principal, policy_id) as (uow, current):
             await self._require_customers(uow.repo, principal.partner_id, customer_ids)
             await self._replace_customers(uow, current, customer_ids)
-        return await self.get_policy(principal, policy_id)
+        return uow.committed_policies.get(policy_id) or await self.get_policy(principal, policy_id)
 
     async def delete_policy(self, principal: Principal, policy_id: uuid.UUID) -> None:
         async with self._changing_policy(principal, policy_id) as (uow, current):

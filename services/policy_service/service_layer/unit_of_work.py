@@ -17,7 +17,7 @@ import asyncpg
 from schemas.customer import CustomerRemoved
 from schemas.enums import AccountType
 from schemas.envelope import utc_now
-from schemas.policy import PolicyDeleted
+from schemas.policy import PolicyDeleted, PolicyState
 from schemas.topics import TopicNames
 from services.policy_service.adapters.repository import Repository
 from services.policy_service.domain import events
@@ -43,6 +43,8 @@ class UnitOfWork:
         self._deleted: list[events.OutgoingEvent] = []
         self._audit: list[tuple[str, str, str, str, uuid.UUID, int]] = []
         self._committed = False
+        # The policies' states as committed (and published): what the caller answers.
+        self.committed_policies: dict[uuid.UUID, PolicyState] = {}
 
     @property
     def repo(self) -> Repository:
@@ -164,12 +166,14 @@ class UnitOfWork:
 
         outgoing: list[events.OutgoingEvent] = []
         policy_ids = sorted(self._touched_policies | self._created_policies)
-        for state in (await repo.policies(partner, policy_ids)).values():
+        states = await repo.policies(partner, policy_ids) if policy_ids else {}
+        for state in states.values():
             created = state.id in self._created_policies
             outgoing.append(events.policy_event(state, created=created))
             self._record("created" if created else "updated", "policy", state.id, state.version)
         customer_ids = sorted(self._touched_customers | self._created_customers)
-        for cstate in (await repo.customers(partner, customer_ids)).values():
+        cstates = await repo.customers(partner, customer_ids) if customer_ids else {}
+        for cstate in cstates.values():
             created = cstate.id in self._created_customers
             outgoing.append(events.customer_event(cstate, created=created))
             self._record("added" if created else "updated", "customer", cstate.id, cstate.version)
@@ -189,3 +193,4 @@ class UnitOfWork:
         )
         await self._tx.commit()
         self._committed = True
+        self.committed_policies = states
