@@ -26,7 +26,7 @@ from services.policy_service.settings import PolicyServiceSettings
 from tests.integration.policy_service.support import SECRETS_KEY
 from tests.served_app import served_policy_service
 
-from .support import CHROMIUM, CHROMIUM_ARGS, SECRET, VIEWPORT, Partner
+from .support import CHROMIUM, CHROMIUM_ARGS, SECRET, VIEWPORT, Bus, Partner
 
 SCHEMA = "policy_service"
 expect.set_options(timeout=10_000)  # a busy CI machine renders slower than a laptop
@@ -109,3 +109,9 @@ def page(context: BrowserContext) -> Iterator[Page]:
 def partner(ui_base_url: str) -> Partner:
     """A partner of this test only."""
     return Partner(ui_base_url)
+
+
+@pytest.fixture
+def bus(kafka_bootstrap: str, ui_base_url: str) -> Bus:
+    """Publishes decisions and results to the broker the served service follows."""
+    return Bus(kafka_bootstrap)

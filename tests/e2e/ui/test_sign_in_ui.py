@@ -1,5 +1,6 @@
 """Signing in: a pasted token, the dev sign-in link, and the seeded demo partner's pages
-(the screenshots of the README are taken here)."""
+(the screenshots of the README are taken here, at 1280 px and a phone's width, each page
+checked with axe-core)."""
 
 import re
 
@@ -8,7 +9,7 @@ from playwright.sync_api import Page, expect
 from services.policy_service.devseed import seed_demo
 from services.policy_service.ui.devsignin import DEMO_PARTNER
 
-from .support import Partner, screenshot, token
+from .support import Partner, check_layouts, screenshot, token
 
 
 def test_the_sign_in_page_takes_a_pasted_token_and_refuses_a_bad_one(
@@ -61,11 +62,11 @@ def test_dev_sign_in_opens_the_seeded_demo_partner(page: Page, ui_base_url: str)
         "Default"
     )
     page.evaluate("document.getElementById('status').hidden = true")
-    screenshot(page, "automatic-imports")
+    check_layouts(page, "automatic-imports")
 
     page.get_by_role("link", name="Customers", exact=True).click()
     expect(page.locator("#customers-table")).to_contain_text("Northwind Logistics")
-    screenshot(page, "customers")
+    check_layouts(page, "customers")
 
     page.get_by_role("link", name="Automatic Imports", exact=True).click()
     page.get_by_role("link", name="+ New Import Policy").click()
@@ -80,7 +81,7 @@ def test_dev_sign_in_opens_the_seeded_demo_partner(page: Page, ui_base_url: str)
     page.get_by_label("Send a welcome email").check()
     expect(page.locator("#shared-psa-warning")).to_be_visible()
     page.evaluate("window.scrollTo(0, 0)")
-    screenshot(page, "new-policy")
+    check_layouts(page, "new-policy")
     page.evaluate("document.getElementById('customer-options').scrollTop = 0")
     page.evaluate(
         "document.getElementById('shared-psa-warning').scrollIntoView({block: 'end'});"
@@ -93,18 +94,18 @@ def test_dev_sign_in_opens_the_seeded_demo_partner(page: Page, ui_base_url: str)
     page.get_by_role("button", name="Create policy").click()
     expect(page.locator('[data-field="name"] .field-error')).to_be_visible()
     page.evaluate("window.scrollTo(0, 0)")
-    screenshot(page, "validation-error")
+    check_layouts(page, "validation-error")
 
     page.get_by_role("link", name="Preview", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Import preview")
     page.get_by_label("Customer", exact=True).select_option(label="Northwind Logistics")
     page.get_by_role("button", name="Preview decision").click()
     expect(page.locator("#preview-commands")).to_be_visible()
-    screenshot(page, "preview")
+    check_layouts(page, "preview")
 
     # The same partner seen by a technician: read-only, with the reason.
     page.goto("/dev/sign-in?role=technician")
     expect(page.locator("#read-only-notice")).to_be_visible()
     expect(page.get_by_role("link", name="+ New Import Policy")).to_have_count(0)
     page.evaluate("document.getElementById('status').hidden = true")
-    screenshot(page, "read-only")
+    check_layouts(page, "read-only")

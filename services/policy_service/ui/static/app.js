@@ -6,8 +6,10 @@ import { h, clear, takeFlash, announce, flashNext } from "./dom.js";
 import { loading, problemPanel } from "./widgets.js";
 import { policiesPage } from "./page-policies.js";
 import { policyPage } from "./page-policy.js";
-import { customersPage } from "./page-customers.js";
+import { customersPage, customerPage } from "./page-customers.js";
 import { previewPage } from "./page-preview.js";
+import { accountsPage, accountPage } from "./page-accounts.js";
+import { integrationsPage } from "./page-integrations.js";
 import { signInPage } from "./page-signin.js";
 
 /** ``/ui/#token=…`` (the dev sign-in link): keep the token, drop it from the URL. */
@@ -33,7 +35,11 @@ function pageFor(parts) {
     case "policies":
       return id ? { section: "policies", page: policyPage, id } : { section: "policies", page: policiesPage };
     case "customers":
-      return { section: "customers", page: customersPage };
+      return id ? { section: "customers", page: customerPage, id } : { section: "customers", page: customersPage };
+    case "accounts":
+      return id ? { section: "accounts", page: accountPage, id } : { section: "accounts", page: accountsPage };
+    case "integrations":
+      return { section: "integrations", page: integrationsPage };
     case "preview":
       return { section: "preview", page: previewPage };
     case "sign-in":
@@ -77,9 +83,24 @@ function renderHeader(user, section) {
 }
 
 let rendering = 0;
+/** What the page shown asked to be done when it is left (stop its timers). */
+let leaving = [];
+
+function leave() {
+  const callbacks = leaving;
+  leaving = [];
+  for (const callback of callbacks) {
+    try {
+      callback();
+    } catch (error) {
+      console.error(error);
+    }
+  }
+}
 
 async function render() {
   const seq = ++rendering;
+  leave();
   const main = document.getElementById("main");
   const { parts, params } = currentRoute();
   const user = session.user();
@@ -101,7 +122,13 @@ async function render() {
   main.replaceChildren(loading());
   let view;
   try {
-    view = await found.page({ id: found.id, params, user, isCurrent: () => seq === rendering });
+    view = await found.page({
+      id: found.id,
+      params,
+      user,
+      isCurrent: () => seq === rendering,
+      onLeave: (callback) => (seq === rendering ? leaving.push(callback) : callback()),
+    });
   } catch (error) {
     view = h("div", {}, problemPanel(error, { intro: "This page could not be loaded" }));
   }

@@ -3,12 +3,94 @@
 import * as api from "./api.js";
 import { h, clear, field, listing, q, announce, clearFieldErrors } from "./dom.js";
 import { ACCOUNT_TYPES, ACCOUNT_TYPE, PSA, DOCS, psaGroups, sharingWith, psaText, docsText, byName } from "./vocab.js";
-import { breadcrumb, pageHeading, readOnlyNotice, problemPanel, showIn, badge } from "./widgets.js";
+import { breadcrumb, pageHeading, readOnlyNotice, problemPanel, showIn, badge, loading } from "./widgets.js";
+import { accountsHref, allCounts, countLinks } from "./page-accounts.js";
 
 export async function customersPage({ user, params }) {
   const [policies, customers] = await Promise.all([api.policies(), api.customers()]);
   const view = new CustomersView(user, policies, customers.sort(byName));
   return view.render(params.get("add") === "1");
+}
+
+/** One customer: its mappings, its policies and its accounts by status. */
+export async function customerPage({ id }) {
+  const [policies, customers, current] = await Promise.all([
+    api.policies(),
+    api.customers(),
+    api.call("GET", `/v1/customers/${encodeURIComponent(id)}`),
+  ]);
+  const customer = current.body;
+  const policyById = new Map(policies.map((p) => [p.id, p]));
+  const shared = sharingWith(customer, psaGroups(customers));
+  const accounts = h("section", { class: "card", id: "customer-accounts", "aria-labelledby": "customer-accounts-title" });
+  showAccounts(accounts, customer);
+  return h(
+    "div",
+    {},
+    breadcrumb("Global Settings", ["Customers", "#/customers"], customer.name),
+    pageHeading(customer.name),
+    h("p", { class: "lead" }, "Its PSA company and documentation organisation, the policy of each account type, and its accounts."),
+    h(
+      "div",
+      { class: "customer-layout" },
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "customer-mappings-title" },
+        h("h2", { id: "customer-mappings-title" }, "Mappings"),
+        h(
+          "dl",
+          { class: "facts" },
+          h("dt", {}, "PSA company"),
+          h(
+            "dd",
+            {},
+            psaText(customer.psa) || h("span", { class: "muted" }, "Not mapped"),
+            shared.length
+              ? h("span", { class: "shared-flag" }, `Shared with ${listing(shared.map((c) => c.name))}: contacts matched, never created`)
+              : null,
+          ),
+          h("dt", {}, "Documentation"),
+          h("dd", {}, docsText(customer.documentation) || h("span", { class: "muted" }, "Not mapped")),
+          ACCOUNT_TYPES.map((type) => {
+            const policy = policyById.get(customer.policy_ids[type]);
+            return [
+              h("dt", {}, `${ACCOUNT_TYPE[type].one} policy`),
+              h("dd", {}, policy ? h("a", { href: `#/policies/${policy.id}` }, policy.name) : h("span", { class: "muted" }, "None \u2014 not imported")),
+            ];
+          }),
+        ),
+        h("p", {}, h("a", { href: `#/preview?customer=${customer.id}` }, `Preview an import for ${customer.name}`)),
+      ),
+      accounts,
+    ),
+  );
+}
+
+/** The customer's accounts by status (the list's counts), with links to them. */
+async function showAccounts(section, customer) {
+  const title = h("h2", { id: "customer-accounts-title" }, "Accounts");
+  section.append(title, loading("Counting the accounts\u2026"));
+  let counts;
+  try {
+    const { body } = await api.call("GET", `/v1/accounts?customer_id=${encodeURIComponent(customer.id)}&limit=1`);
+    counts = allCounts(body.counts);
+  } catch (error) {
+    clear(section).append(title, problemPanel(error, { intro: "The accounts could not be counted" }));
+    return;
+  }
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  clear(section).append(
+    title,
+    total
+      ? h("p", { class: "hint" }, `${total} ${total === 1 ? "account" : "accounts"} decided, by status:`)
+      : h("p", { class: "hint" }, "No account decided yet: they are counted here as discovery finds them."),
+    countLinks(counts, { customer: customer.id }, { "aria-label": `Accounts of ${customer.name} by status` }),
+    h(
+      "p",
+      {},
+      h("a", { href: accountsHref({ customer: customer.id }), id: "customer-accounts-link" }, `See the accounts of ${customer.name}`),
+    ),
+  );
 }
 
 class CustomersView {
@@ -79,7 +161,7 @@ class CustomersView {
       return h(
         "tr",
         { dataset: { customerId: customer.id } },
-        h("th", { scope: "row" }, customer.name),
+        h("th", { scope: "row" }, h("a", { href: `#/customers/${customer.id}` }, customer.name)),
         h(
           "td",
           {},

@@ -2,8 +2,8 @@
 
 import * as api from "./api.js";
 import { h, clear, field, plural, q, clearFieldErrors } from "./dom.js";
-import { ACCOUNT_TYPES, ACCOUNT_TYPE, DIRECTORY, describeCommand, optionLabel, byName } from "./vocab.js";
-import { breadcrumb, pageHeading, problemPanel, showIn, badge } from "./widgets.js";
+import { ACCOUNT_TYPES, ACCOUNT_TYPE, DIRECTORY, describeCommand, byName } from "./vocab.js";
+import { breadcrumb, pageHeading, problemPanel, showIn, badge, notesList } from "./widgets.js";
 
 function newExternalId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -80,7 +80,7 @@ export async function previewPage({ params }) {
     if (email.value.trim()) account.email = email.value.trim();
     try {
       const { body } = await api.call("POST", "/v1/import-preview", { body: account });
-      showDecision(result, body, customerById.get(account.customer_id), account, policyNames);
+      showDecision(result, body, customerById.get(account.customer_id), account, policyNames, customers);
     } catch (error) {
       clear(result);
       showIn(problems, problemPanel(error, { form }));
@@ -104,7 +104,7 @@ export async function previewPage({ params }) {
   );
 }
 
-function showDecision(holder, decision, customer, account, policyNames) {
+function showDecision(holder, decision, customer, account, policyNames, customers) {
   const words = ACCOUNT_TYPE[account.account_type];
   clear(holder);
   holder.append(h("h2", { id: "result-title" }, "Decision"));
@@ -148,11 +148,7 @@ function showDecision(holder, decision, customer, account, policyNames) {
   holder.append(h("h3", {}, decision.notes.length ? "Notes: options on but not acted upon" : "Notes"));
   holder.append(
     decision.notes.length
-      ? h(
-          "ul",
-          { class: "notes", id: "preview-notes" },
-          decision.notes.map((n) => h("li", {}, h("strong", {}, optionLabel(n.option)), `: ${n.detail}`)),
-        )
+      ? notesList(decision.notes, { customer, customers }, { id: "preview-notes" })
       : h("p", { class: "hint" }, "None: every option that is on is acted upon."),
   );
 }

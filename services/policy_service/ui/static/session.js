@@ -69,11 +69,11 @@ export function user() {
 }
 
 /** Why the user may only look, or null when they may change things. */
-export function readOnlyReason() {
+export function readOnlyReason(what = "the import policies and customers") {
   const who = user();
   if (!who || who.canWrite) return null;
   return (
-    `You are signed in as ${who.roleLabel}: you can see the import policies and customers, ` +
+    `You are signed in as ${who.roleLabel}: you can see ${what}, ` +
     "but only a Manager, a Primary or a Super administrator can change them."
   );
 }

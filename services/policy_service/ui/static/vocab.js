@@ -1,4 +1,8 @@
-// Words for the contract's values: account types, providers, options, commands, notes.
+// Words for the contract's values: account types, providers, options, commands, notes,
+// accounts and their commands' results.
+
+import { listing } from "./dom.js";
+import { providerName } from "./integrations-vocab.js";
 
 export const ACCOUNT_TYPES = ["end_user", "administrator"];
 
@@ -208,4 +212,156 @@ export function sharingWith(customer, groups) {
 
 export function byName(a, b) {
   return a.name.localeCompare(b.name, undefined, { sensitivity: "base" });
+}
+
+// -- decision notes ----------------------------------------------------------------
+
+/**
+ * A decision note in plain words. ``customer`` is the account's customer (or null),
+ * ``customers`` every customer of the partner: a shared PSA company is told with the
+ * names of the customers that share it.
+ */
+export function noteText(note, { customer = null, customers = [] } = {}) {
+  const who = customer ? customer.name : "The customer";
+  switch (note.reason) {
+    case "shared_psa_company": {
+      const psa = customer && customer.psa;
+      if (psa) {
+        const same = customers.filter(
+          (c) => c.id !== customer.id && c.psa && c.psa.provider === psa.provider && c.psa.company_id === psa.company_id,
+        );
+        const names = [customer.name, ...same.map((c) => c.name).sort((a, b) => a.localeCompare(b))];
+        const company = `${PSA[psa.provider] || psa.provider} company ${psa.company_id}`;
+        return names.length > 1
+          ? `No contact created: ${listing(names)} share ${company}, so the account is only matched to an existing contact.`
+          : `No contact created: several customers share ${company}, so the account is only matched to an existing contact.`;
+      }
+      return "No contact created: several customers share this PSA company, so the account is only matched to an existing contact.";
+    }
+    case "no_psa_company":
+      return note.option === "psa.create_if_missing"
+        ? `No contact created: ${who} has no PSA company.`
+        : `No PSA contact linked: ${who} has no PSA company (ConnectWise, Autotask or Halo).`;
+    case "no_documentation_organization":
+      return note.option === "documentation.create_if_missing"
+        ? `No password entry created: ${who} has no IT Glue or Hudu organisation.`
+        : `No password entry linked: ${who} has no IT Glue or Hudu organisation.`;
+    case "already_in_m365":
+      return "Password not synced: an Entra ID account is already in Microsoft 365, so there is nothing to sync.";
+    case "password_in_documentation":
+      return "Password not stored in the vault: it is kept in IT Glue or Hudu instead.";
+    default:
+      return note.detail || note.reason;
+  }
+}
+
+// -- accounts ------------------------------------------------------------------------
+
+/** An account's status roll-up, in the order the page lists them. */
+export const ACCOUNT_STATUSES = ["done", "pending", "attention", "no_policy"];
+
+export const ACCOUNT_STATUS = {
+  done: { label: "Done", about: "every command succeeded" },
+  pending: { label: "Pending", about: "waiting for a command's result" },
+  attention: { label: "Needs attention", about: "a command failed" },
+  no_policy: { label: "No policy", about: "its customer has no policy for its account type" },
+};
+
+export const COMMAND_STATUS = {
+  pending: "Waiting for its result",
+  succeeded: "Succeeded",
+  failed: "Failed",
+};
+
+/** What a command of an account does, in words (its provider when known). */
+export function commandTitle(type, provider = null) {
+  const where = provider ? providerName(provider) : null;
+  switch (type) {
+    case "documentation.password.link":
+      return `Link the password entry${where ? ` in ${where}` : " in IT Glue or Hudu"}`;
+    case "psa.contact.link":
+      return `Link the PSA contact${where ? ` in ${where}` : ""}`;
+    case "notification.welcome_email.send":
+      return "Send the welcome email";
+    case "identity.self_service_reset.enable":
+      return "Enable self-serve password reset";
+    case "identity.m365_password_sync.enable":
+      return "Sync the password to Microsoft 365";
+    case "vault.password.store":
+      return "Store the password in the vault";
+    case "rotation.enroll":
+      return "Enrol the account in password rotation";
+    default:
+      return type ? `Command ${type}` : "A command of a type this page does not know";
+  }
+}
+
+const RECORD = {
+  "documentation.password.link": "password entry",
+  "psa.contact.link": "contact",
+};
+
+/** A succeeded command's outcome in words. */
+export function outcomeText(command) {
+  const record = RECORD[command.type] || "record";
+  switch (command.outcome) {
+    case "matched":
+      return `Matched an existing ${record}.`;
+    case "created":
+      return `Created a new ${record}.`;
+    case "updated":
+      return `Updated the ${record}.`;
+    case "not_found":
+      return `No matching ${record} found; none was created (match only).`;
+    case "deferred":
+      return command.type === "documentation.password.link"
+        ? "Waiting: the entry is created when the account's password is first known."
+        : "Deferred: it is done later.";
+    case "sent":
+      return "Sent.";
+    case "stored":
+      return "Stored.";
+    case "enrolled":
+      return "Enrolled.";
+    case "skipped":
+      return "Skipped: there was nothing to do.";
+    default:
+      return command.outcome ? `Outcome ${command.outcome}.` : "Succeeded.";
+  }
+}
+
+/** Why a command failed, in words, and what to do about it. */
+export function reasonText(command) {
+  const where = command.provider ? providerName(command.provider) : "The tool";
+  switch (command.reason) {
+    case "ambiguous_match":
+      return (
+        `Several ${RECORD[command.type] || "record"}s in ${where} match this account, so none was linked: ` +
+        "remove the duplicates or link the right one by hand."
+      );
+    case "integration_missing":
+      return command.provider
+        ? `There is no working ${providerName(command.provider)} integration: set it up under Integrations.`
+        : "There is no working integration for it: set it up under Integrations.";
+    case "integration_auth":
+      return `${where} refused the integration's credentials: check them under Integrations.`;
+    case "vendor_rejected":
+      return `${where} refused the request.`;
+    case "no_email":
+      return "There is no email address to send to: the account has none, and neither has its PSA contact.";
+    case "timeout":
+      return `${where} did not answer in time.`;
+    default:
+      return command.reason ? `Failed (${command.reason}).` : "Failed.";
+  }
+}
+
+/** Reasons whose fix is on the Integrations page. */
+export const INTEGRATION_REASONS = new Set(["integration_missing", "integration_auth", "timeout"]);
+
+/** ``2024-05-01T10:00:00Z`` as the reader's date and time. */
+export function when(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }

@@ -1,7 +1,9 @@
-// Pieces every page uses: breadcrumb, page heading, read-only notice, problem panel.
+// Pieces every page uses: breadcrumb, page heading, read-only notice, problem panel,
+// status chips, a decision's notes, a confirmation dialog.
 
-import { h, clear, showFieldErrors, clearFieldErrors } from "./dom.js";
+import { h, clear, uid, showFieldErrors, clearFieldErrors } from "./dom.js";
 import { readOnlyReason } from "./session.js";
+import { noteText, optionLabel } from "./vocab.js";
 
 /** Global Settings › Automatic Imports › …; each item a string or [text, href]. */
 export function breadcrumb(...items) {
@@ -26,8 +28,8 @@ export function pageHeading(title, ...actions) {
 }
 
 /** The notice shown to Technician and Read-only users, or null for writers. */
-export function readOnlyNotice() {
-  const reason = readOnlyReason();
+export function readOnlyNotice(what) {
+  const reason = readOnlyReason(what);
   if (!reason) return null;
   return h(
     "div",
@@ -39,6 +41,34 @@ export function readOnlyNotice() {
 
 export function badge(text, kind = "") {
   return h("span", { class: `badge ${kind}`.trim() }, text);
+}
+
+/**
+ * A status in a chip: the words always, the colour (``kind``: ok, pending, failing,
+ * unknown, none) only as a second cue.
+ */
+export function statusChip(text, kind, attrs = {}) {
+  return h("span", { class: `status-chip status-${kind}`, ...attrs }, h("span", { class: "status-dot", "aria-hidden": "true" }), text);
+}
+
+/**
+ * A decision's notes (options that were on but not acted upon) in plain words, each
+ * with the option it is about; ``context`` is what :func:`noteText` needs.
+ */
+export function notesList(notes, context, attrs = {}) {
+  return h(
+    "ul",
+    { class: "notes", ...attrs },
+    notes.map((n) =>
+      h(
+        "li",
+        { dataset: { reason: n.reason } },
+        h("span", { class: "note-text" }, noteText(n, context)),
+        " ",
+        h("span", { class: "note-option" }, `Option: ${optionLabel(n.option)}`),
+      ),
+    ),
+  );
 }
 
 const TITLES = {
@@ -109,4 +139,42 @@ export function resetErrors(form, slot) {
 
 export function loading(text = "Loading\u2026") {
   return h("p", { class: "loading", role: "status" }, text);
+}
+
+/**
+ * A modal confirmation: ``confirmLabel`` does ``onConfirm``; Cancel (and Escape) close it.
+ * ``afterConfirm`` runs once it is closed after a confirm (focus can move out then).
+ */
+export function confirmDialog({ id, title, body, confirmLabel, onConfirm, afterConfirm = () => {} }) {
+  const titleId = uid("confirm-title");
+  const problems = h("div", {});
+  const cancel = h("button", { type: "button", class: "button", autofocus: true }, "Cancel");
+  const confirm = h("button", { type: "button", class: "button-danger" }, confirmLabel);
+  const dialog = h(
+    "dialog",
+    { class: "confirm", "aria-labelledby": titleId, id },
+    h("h2", { id: titleId }, title),
+    body,
+    problems,
+    h("div", { class: "form-actions" }, cancel, confirm),
+  );
+  cancel.addEventListener("click", () => dialog.close());
+  confirm.addEventListener("click", async () => {
+    clear(problems);
+    confirm.disabled = true;
+    try {
+      await onConfirm();
+      dialog.close();
+      dialog.remove();
+      afterConfirm();
+    } catch (error) {
+      showIn(problems, problemPanel(error));
+    } finally {
+      confirm.disabled = false;
+    }
+  });
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  return dialog;
 }
