@@ -2,8 +2,8 @@
 
 Tansu is a single static binary, starts in milliseconds and needs no JVM or
 Docker, which makes it the broker of ``make run`` and of the integration
-tests. Production runs Apache Kafka; see ``BROKER-NOTES.md`` for the quirks
-(memory storage, no idempotent producer, ``end_offsets`` off by a batch).
+tests. Production runs Apache Kafka; Tansu's quirks that matter here: memory
+storage, no idempotent producer, ``end_offsets`` off by a batch.
 
 Storage is memory only: :meth:`LocalBroker.restart` and :meth:`LocalBroker.kill`
 followed by :meth:`LocalBroker.start` give an EMPTY broker — every topic,

@@ -4,8 +4,8 @@ What the rule of ``service_layer/documentation.py`` needs: every password of a
 company (to match usernames and find our note), a create, and a password
 change. The base client owns pacing, retries and status mapping.
 
-Verified against ``tests/simulators/hudu.py`` and the research notes
-(VENDOR-APIS.md §1-3, from node-hudu's swagger and the HuduAPI module):
+Verified against ``tests/simulators/hudu.py``, written from Hudu's public API
+documentation (node-hudu's swagger and the HuduAPI PowerShell module):
 
 - auth is the header ``x-api-key``; a missing or wrong key is **401**
   (``VendorAuthError``); the API is under ``{instance}/api/v1``;

@@ -4,8 +4,8 @@ What the rule of ``service_layer/documentation.py`` needs: every password entry
 of an organisation (to match usernames and find our note), a create, and a
 password change. The base client owns pacing, retries and status mapping.
 
-Verified against ``tests/simulators/itglue.py`` and the research notes
-(VENDOR-APIS.md §1-3, from IT Glue's developer docs):
+Verified against ``tests/simulators/itglue.py``, written from IT Glue's public
+developer documentation (api.itglue.com/developer):
 
 - auth is the header ``x-api-key``; a missing or wrong key is **403**
   (``VendorAuthError``); bodies must say ``Content-Type:
