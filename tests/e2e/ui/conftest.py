@@ -8,6 +8,7 @@ not work on these machines. ``make test`` installs it; without it the tests
 fail (never skip) with that advice.
 """
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -44,6 +45,9 @@ def ui_settings(database_url: str, bootstrap: str, dev_mode: bool) -> PolicyServ
         relay_poll_interval_seconds=0.1,
         db_pool_min_size=1,
         db_pool_max_size=8,
+        # A group of its own: never sharing (and splitting) partitions with another
+        # test's service that consumes import.decisions and command.results.
+        results_group_id=f"ui-tests-{uuid.uuid4().hex[:12]}",
     )
 
 
