@@ -16,7 +16,6 @@ import asyncio
 import base64
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,11 +27,12 @@ import aiohttp
 import asyncpg
 
 from services.infra.devstack import LocalBroker, LocalPostgres
-from services.infra.devstack.net import free_port
 from services.infra.migrations import migrate
 from services.policy_service.api.auth import issue_token
 
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from served_policy import policy_service, wait_ready  # a sibling script
+
 SECRET = "accounts-bench-" + "0123456789abcdef" * 3
 SECRETS_KEY = base64.b64encode(b"accounts-bench-secrets-key-32byt").decode()
 PARTNER, OTHER = "bench-partner", "bench-other"
@@ -110,36 +110,13 @@ async def main() -> None:
         dsn = pg.dsn()
         await migrate(dsn, "policy_service", "services.policy_service.adapters.migrations")
         customer = await fill(dsn, accounts)
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "AUTH_JWT_SECRET": SECRET,
-            "SECRETS_KEY": SECRETS_KEY,
-            "HTTP_PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
-        proc = subprocess.Popen(
-            [str(BIN / "policy-service"), "run"],
-            env=env,
-            stdout=(tmp / "service.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}/v1/accounts"
-        auth = "Bearer " + issue_token(
-            SECRET, sub="bench", partner_id=PARTNER, role="read_only", ttl_seconds=3600
-        )
-        try:
+        with policy_service(dsn, broker.bootstrap, tmp, SECRET, SECRETS_KEY) as served:
+            base = f"{served.base_url}/v1/accounts"
+            auth = "Bearer " + issue_token(
+                SECRET, sub="bench", partner_id=PARTNER, role="read_only", ttl_seconds=3600
+            )
             async with aiohttp.ClientSession() as session:
-                for _ in range(200):
-                    try:
-                        async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await wait_ready(session, f"{served.base_url}/readyz")
                 deep = await _deep_cursor(session, base, auth)
                 queries = {
                     "newest 50": "",
@@ -164,9 +141,6 @@ async def main() -> None:
                     f"PAGES p99_ms_max={worst:.1f} over {len(queries)} queries"
                     f" ({accounts} accounts)"
                 )
-        finally:
-            proc.terminate()
-            proc.wait(20)
 
 
 async def _deep_cursor(session: aiohttp.ClientSession, base: str, auth: str) -> str:

@@ -31,7 +31,10 @@ import aiohttp
 from services.infra.devstack import LocalBroker, LocalPostgres
 from services.infra.devstack.net import free_port
 from services.infra.migrations import migrate
-from services.policy_service.api.auth import issue_token
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bare_server  # sibling scripts
+from served_policy import ServedPolicy, policy_service, seed, wait_ready
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -96,39 +99,6 @@ def wrk(
     return float(found.group(1))
 
 
-async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(300):
-        try:
-            async with session.get(url) as r:
-                if r.status < 500:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit(f"never ready: {url}")
-
-
-async def seed(session: aiohttp.ClientSession, base: str) -> tuple[str, list[str], str]:
-    partner = f"bench-{uuid.uuid4().hex[:8]}"
-    auth = "Bearer " + issue_token(
-        SECRET, sub="bench", partner_id=partner, role="manager", ttl_seconds=7200
-    )
-    customers = []
-    for i in range(20):
-        async with session.post(
-            f"{base}/v1/customers", headers={"Authorization": auth}, json={"name": f"C{i}"}
-        ) as r:
-            customers.append((await r.json())["id"])
-    async with session.post(
-        f"{base}/v1/import-policies",
-        headers={"Authorization": auth},
-        json={"account_type": "end_user", "name": "P", "is_default": True,
-              "customer_ids": customers, "options": {"send_welcome_email": True}},
-    ) as r:  # fmt: skip
-        policy = (await r.json())["id"]
-    return auth, customers, policy
-
-
 async def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run scripts/install-wrk.sh (make bench-api does)")
@@ -141,56 +111,50 @@ async def main() -> None:
     ):
         dsn = pg.dsn()
         await migrate(dsn, "policy_service", "services.policy_service.adapters.migrations")
-        port, bare_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "AUTH_JWT_SECRET": SECRET,
-            "SECRETS_KEY": SECRETS_KEY,
-            "HTTP_PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
-        service = subprocess.Popen(
-            [str(BIN / "policy-service"), "run"], env=env,
-            stdout=(tmp / "service.log").open("wb"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        bare_port = free_port()
         bare_ids = [uuid.uuid4() for _ in range(20 * partners)]
-        sys.path.insert(0, str(HERE))
-        import bare_server  # a sibling script
-
         await bare_server.setup(dsn, bare_ids)
         bare = subprocess.Popen(
             [sys.executable, str(HERE / "bare_server.py"), str(bare_port), dsn],
             stdout=(tmp / "bare.log").open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
-        base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+        bare_base = f"http://127.0.0.1:{bare_port}"
         try:
-            async with aiohttp.ClientSession() as session:
-                await wait_ready(session, f"{base}/readyz")
-                await wait_ready(session, f"{bare_base}/read/{uuid.uuid4()}")
-                seeded = [await seed(session, base) for _ in range(partners)]
-            await asyncio.sleep(1)  # let the relay publish the seed
-            reads = [("GET", f"/v1/customers/{c}/effective-policies", a, None)
-                     for a, cs, _ in seeded for c in cs]  # fmt: skip
-            bare_reads = [("GET", f"/read/{i}", "", None) for i in bare_ids]
-            writes = [("PATCH", f"/v1/import-policies/{p}", a, json.dumps({"description": f"r{n}"}))
-                      for n in range(4) for a, _, p in seeded]  # fmt: skip
-            bare_writes = [("PATCH", f"/write/{i}", "", json.dumps({"description": f"r{n}"}))
-                           for n in range(4) for i in bare_ids[:partners]]  # fmt: skip
-            print(f"wrk -c{os.environ.get('BENCH_CONNECTIONS', '32')}, {partners} partners:")
-            bare_read = wrk(bare_base, bare_reads, tmp / "bare-read")
-            api_read = wrk(base, reads, tmp / "api-read", service.pid)
-            bare_write = wrk(bare_base, bare_writes, tmp / "bare-write")
-            api_write = wrk(base, writes, tmp / "api-write", service.pid)
-            print(
-                f"RATIOS api_read/bare={api_read / bare_read:.2f}"
-                f" api_write/bare={api_write / bare_write:.2f}"
-            )
+            with policy_service(dsn, broker.bootstrap, tmp, SECRET, SECRETS_KEY) as served:
+                await _compare(served, bare_base, bare_ids, partners, tmp)
         finally:
-            for proc in (service, bare):
-                proc.terminate()
-                proc.wait(20)
+            bare.terminate()
+            bare.wait(20)
+
+
+async def _compare(
+    served: ServedPolicy, bare_base: str, bare_ids: list[uuid.UUID], partners: int, tmp: Path
+) -> None:
+    base = served.base_url
+    async with aiohttp.ClientSession() as session:
+        await wait_ready(session, f"{base}/readyz")
+        await wait_ready(session, f"{bare_base}/read/{uuid.uuid4()}")
+        seeded = [
+            await seed(session, base, f"bench-{uuid.uuid4().hex[:8]}", SECRET)
+            for _ in range(partners)
+        ]
+    await asyncio.sleep(1)  # let the relay publish the seed
+    reads = [("GET", f"/v1/customers/{c}/effective-policies", a, None)
+             for a, cs, _ in seeded for c in cs]  # fmt: skip
+    bare_reads = [("GET", f"/read/{i}", "", None) for i in bare_ids]
+    writes = [("PATCH", f"/v1/import-policies/{p}", a, json.dumps({"description": f"r{n}"}))
+              for n in range(4) for a, _, p in seeded]  # fmt: skip
+    bare_writes = [("PATCH", f"/write/{i}", "", json.dumps({"description": f"r{n}"}))
+                   for n in range(4) for i in bare_ids[:partners]]  # fmt: skip
+    print(f"wrk -c{os.environ.get('BENCH_CONNECTIONS', '32')}, {partners} partners:")
+    bare_read = wrk(bare_base, bare_reads, tmp / "bare-read")
+    api_read = wrk(base, reads, tmp / "api-read", served.pid)
+    bare_write = wrk(bare_base, bare_writes, tmp / "bare-write")
+    api_write = wrk(base, writes, tmp / "api-write", served.pid)
+    print(
+        f"RATIOS api_read/bare={api_read / bare_read:.2f}"
+        f" api_write/bare={api_write / bare_write:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,9 +25,10 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 
 from services.infra.devstack import LocalBroker, LocalPostgres
-from services.infra.devstack.net import free_port
 from services.infra.migrations import migrate
-from services.policy_service.api.auth import issue_token
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from served_policy import policy_service, seed, wait_ready  # a sibling script
 
 SECRET = "bench-secret-" + "x" * 32
 SECRETS_KEY = "YmVuY2gtc2VjcmV0cy1rZXktMDEyMzQ1Njc4OWFiY2Q="  # base64 of 32 bytes
@@ -38,34 +38,6 @@ BIN = Path(sys.executable).parent
 def quantiles(samples: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(samples, n=100)
     return q[49] * 1000, q[98] * 1000
-
-
-async def seed(
-    session: aiohttp.ClientSession, base: str, partner: str
-) -> tuple[str, list[str], str]:
-    headers = {
-        "Authorization": "Bearer "
-        + issue_token(SECRET, sub="bench", partner_id=partner, role="manager", ttl_seconds=3600)
-    }
-    customers = []
-    for i in range(20):
-        async with session.post(
-            f"{base}/v1/customers", headers=headers, json={"name": f"C{i}"}
-        ) as r:
-            customers.append((await r.json())["id"])
-    async with session.post(
-        f"{base}/v1/import-policies",
-        headers=headers,
-        json={
-            "account_type": "end_user",
-            "name": "P",
-            "is_default": True,
-            "customer_ids": customers,
-            "options": {"send_welcome_email": True},
-        },
-    ) as r:
-        policy = (await r.json())["id"]
-    return headers["Authorization"], customers, policy
 
 
 async def hammer(
@@ -106,36 +78,15 @@ async def main() -> None:
         LocalPostgres(tmp / "pg", throwaway=True) as pg,
     ):
         await migrate(pg.dsn(), "policy_service", "services.policy_service.adapters.migrations")
-        port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": pg.dsn(),
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "AUTH_JWT_SECRET": SECRET,
-            "SECRETS_KEY": SECRETS_KEY,
-            "HTTP_PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-            "RELAY_POLL_INTERVAL_SECONDS": "0.5",
-        }
-        proc = subprocess.Popen(
-            [str(BIN / "policy-service"), "run"],
-            env=env,
-            stdout=(tmp / "service.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
+        with policy_service(
+            pg.dsn(), broker.bootstrap, tmp, SECRET, SECRETS_KEY,
+            RELAY_POLL_INTERVAL_SECONDS="0.5",
+        ) as served:  # fmt: skip
+            base = served.base_url
             async with aiohttp.ClientSession() as session:
-                for _ in range(100):
-                    try:
-                        async with session.get(f"{base}/readyz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await wait_ready(session, f"{base}/readyz")
                 seeded = [
-                    await seed(session, base, f"load-{uuid.uuid4().hex[:8]}")
+                    await seed(session, base, f"load-{uuid.uuid4().hex[:8]}", SECRET)
                     for _ in range(concurrency)
                 ]
                 auth, customers, _ = seeded[0]
@@ -162,9 +113,6 @@ async def main() -> None:
                 f"outbox publish lag (commit -> on the topic): p50 {l50:.1f} ms, "
                 f"p99 {l99:.1f} ms over {len(lag)} events"
             )
-        finally:
-            proc.terminate()
-            proc.wait(20)
 
 
 async def _patch_loop(

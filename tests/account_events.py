@@ -5,7 +5,7 @@ import worker and the handlers produce them: for tests of the accounts read mode
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from schemas.decision import DECISION_RECORDED
 from schemas.envelope import utc_now
@@ -136,10 +136,6 @@ def result_event(
         "data": data,
     }
     return json.dumps(envelope).encode()
-
-
-def later(at: datetime, seconds: float) -> datetime:
-    return at + timedelta(seconds=seconds)
 
 
 def _stamp(at: datetime) -> str:

@@ -115,18 +115,20 @@ def _bad_query(name: str, message: str) -> RequestProblem:
     )
 
 
-def page_params(request: web.Request, with_cursor: bool = True) -> tuple[Cursor | None, int]:
+def page_params(request: web.Request) -> tuple[Cursor | None, int]:
     """``cursor`` and ``limit`` (default 50, at most 500)."""
-    raw_limit = request.query.get("limit")
-    limit = DEFAULT_LIMIT
-    if raw_limit is not None:
-        if not _is_number(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise _bad_query("limit", f"an integer from 1 to {MAX_LIMIT}")
-        limit = int(raw_limit)
+    limit = _limit(request)
     raw_cursor = request.query.get("cursor")  # present but empty is no cursor of ours: 400
-    if raw_cursor is None or not with_cursor:
-        return None, limit
-    return decode_cursor(raw_cursor), limit
+    return (decode_cursor(raw_cursor) if raw_cursor is not None else None), limit
+
+
+def _limit(request: web.Request) -> int:
+    raw_limit = request.query.get("limit")
+    if raw_limit is None:
+        return DEFAULT_LIMIT
+    if not _is_number(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise _bad_query("limit", f"an integer from 1 to {MAX_LIMIT}")
+    return int(raw_limit)
 
 
 def account_type_param(request: web.Request) -> AccountType | None:
@@ -197,7 +199,7 @@ def account_filter(request: web.Request, partner_id: str) -> AccountFilter:
 
 def account_page_params(request: web.Request) -> tuple[AccountCursor | None, int]:
     """Like :func:`page_params`, with the accounts' cursor (decided_at, key)."""
-    _, limit = page_params(request, with_cursor=False)
+    limit = _limit(request)
     raw_cursor = request.query.get("cursor")
     return (_cursor_pair(raw_cursor) if raw_cursor is not None else None), limit
 
