@@ -6,4 +6,15 @@ set -euo pipefail
 if command -v wrk >/dev/null 2>&1; then
     exit 0
 fi
-bash "$(dirname "$0")/apt-install.sh" "the API benchmark (https://github.com/wg/wrk)" wrk
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "no apt-get here: install wrk (https://github.com/wg/wrk) so that it is on the PATH" >&2
+    exit 1
+fi
+echo "installing wrk (apt-get) for the API benchmark ..."
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null
