@@ -30,6 +30,7 @@ from services.import_worker.service_layer.engine import BatchEngine, EngineConfi
 from services.import_worker.settings import WorkerSettings
 from services.infra.catch_up import CatchUp, end_offsets, follow_commits
 from services.infra.failures import is_outage
+from services.infra.heap import settle_heap
 from services.infra.kafka_admin import ensure_topics
 from services.infra.retry import StopSignal, retry_until_done
 from services.infra.shutdown import stop_producer
@@ -128,6 +129,7 @@ class WorkerRuntime(mode.Service):
             beacon=self.beacon,
         )
         await self.add_runtime_dependency(self.hot_path)
+        settle_heap()  # everything opened: the rest of the heap lives as long as we do
         self.ready.set()
 
     async def _follow_commits(self, catch_up: CatchUp) -> None:

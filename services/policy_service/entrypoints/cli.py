@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, start_http_server
 
 from schemas.topics import TopicNames
+from services.infra.heap import settle_heap
 from services.infra.logging import configure_logging
 from services.infra.migrations import migrate as apply_migrations
 from services.infra.settings import CommonSettings
@@ -45,7 +46,11 @@ def run() -> None:
         # on_shutdown runs as soon as the signal stopped the listener.
         arm_exit_deadline(settings.shutdown_timeout_seconds)
 
+    async def freeze_start_up_heap(_: web.Application) -> None:
+        settle_heap()  # the last start-up step: the pool, relay and routes exist
+
     app.on_shutdown.insert(0, arm_deadline)
+    app.on_startup.append(freeze_start_up_heap)
     web.run_app(
         app,
         host=settings.http_host,
