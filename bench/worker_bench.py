@@ -20,7 +20,8 @@ latency at a fixed rate, and the worker's peak RSS. The last line is
 Sizes: BENCH_EVENTS (default 200000) with BENCH_REDISCOVERY (default 0.9)
 of them rediscoveries; BENCH_FAUST_EVENTS (default 20000) for (d);
 BENCH_RATE / BENCH_RATE_SECONDS (1000 ev/s for 10 s) for the latency probe;
-BENCH_IDLE_SECONDS (60) of silence before one discovery whose decision is timed.
+BENCH_IDLE_SECONDS (60) of silence before one discovery whose decision is timed;
+BENCH_WORKER_PROCESSES (default: the cores) for `import-worker run --processes`.
 """
 
 import asyncio
@@ -49,7 +50,7 @@ from services.import_worker.adapters.publisher import KafkaPublisher
 from services.import_worker.service_layer.ports import OutMessage
 from services.import_worker.simulate import AgentSimulator
 from services.infra.devstack import LocalBroker, LocalPostgres
-from services.infra.devstack.net import free_port
+from services.infra.devstack.net import free_port_run
 from services.infra.kafka_admin import ensure_topics
 from services.infra.migrations import migrate
 
@@ -240,9 +241,10 @@ async def timed_run(
 
 
 def start_worker(env: dict[str, str], name: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    """``import-worker run --processes BENCH_WORKER_PROCESSES`` (default: one per core)."""
     log = (log_dir / f"{name}.log").open("wb")
     return subprocess.Popen(
-        [str(BIN / "import-worker"), "run"],
+        [str(BIN / "import-worker"), "run", "--processes", str(worker_processes())],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -250,11 +252,34 @@ def start_worker(env: dict[str, str], name: str, log_dir: Path) -> subprocess.Po
     )
 
 
+def worker_processes() -> int:
+    return env_int("BENCH_WORKER_PROCESSES", os.cpu_count() or 1)
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of ``pid`` (its children under ``--processes``; else itself)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return found or [pid]
+
+
+def _status_mb(pid: int, field: str) -> float:
+    """The largest ``field`` (VmHWM: peak RSS, VmRSS: RSS now) of the worker processes."""
+    values = [
+        int(line.split()[1]) / 1024
+        for one in worker_pids(pid)
+        for line in Path(f"/proc/{one}/status").read_text().splitlines()
+        if line.startswith(f"{field}:")
+    ]
+    return max(values, default=float("nan"))
+
+
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmRSS")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -434,7 +459,10 @@ async def main() -> None:
     new_events = max(1, int(events * (1 - share)))
     old_events = events - new_events
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    print(f"bench: {events} events ({new_events} new, {old_events} rediscoveries); logs in {tmp}")
+    print(
+        f"bench: {events} events ({new_events} new, {old_events} rediscoveries), "
+        f"worker --processes {worker_processes()}; logs in {tmp}"
+    )
 
     with (
         LocalBroker(log_path=tmp / "tansu.log") as broker,
@@ -482,18 +510,24 @@ async def main() -> None:
                 **env,
                 "TOPIC_ACCOUNT_DISCOVERED": topic,
                 "WORKER_GROUP_ID": "bench-worker",
-                "WORKER_HTTP_PORT": str(free_port()),
+                "WORKER_HTTP_PORT": str(free_port_run(worker_processes())),
             },
             "worker",
             tmp,
         )
         try:
             results["new"] = await timed_run(bootstrap, "bench-worker", topic, fresh)
+            rss_new = rss_mb(worker.pid)
             results["old"] = await timed_run(bootstrap, "bench-worker", topic, again, len(fresh))
+            rss_all = rss_mb(worker.pid)
         finally:
             stop(worker)
         print(f"(c) worker, new accounts         {results['new']:10.0f} ev/s")
         print(f"(b) worker, rediscoveries        {results['old']:10.0f} ev/s")
+        print(
+            f"worker RSS (largest process): {rss_new:.0f} MB after {len(fresh)} events, "
+            f"{rss_all:.0f} MB after {events} ({rss_all / rss_new:.2f}x)"
+        )
 
         # (e) the policy service's read model, on the decisions (c) produced.
         projected, reported = await projected_rate(
@@ -508,23 +542,22 @@ async def main() -> None:
         )
         print(f"(d) Faust per-event passthrough  {faust_rate:10.0f} ev/s")
 
-        p50, p99, rss = await latency(
-            bootstrap, {**env, "WORKER_HTTP_PORT": str(free_port())}, sim, rate, rate_seconds, tmp
-        )
+        ports = {"WORKER_HTTP_PORT": str(free_port_run(worker_processes()))}
+        p50, p99, rss = await latency(bootstrap, {**env, **ports}, sim, rate, rate_seconds, tmp)
         print(
             f"latency at {rate} ev/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
             f"worker peak RSS {rss:.0f} MB"
         )
         idle = float(os.environ.get("BENCH_IDLE_SECONDS", "60"))
-        after_idle = await first_after_idle(
-            bootstrap, {**env, "WORKER_HTTP_PORT": str(free_port())}, sim, idle, tmp
-        )
+        ports = {"WORKER_HTTP_PORT": str(free_port_run(worker_processes()))}
+        after_idle = await first_after_idle(bootstrap, {**env, **ports}, sim, idle, tmp)
         print(f"first decision after {idle:.0f} s idle: {after_idle:.0f} ms")
         b_a, c_a, b_d = results["old"] / raw, results["new"] / raw, results["old"] / faust_rate
         print(f"targets: b/a >= 0.5 ({b_a:.2f}), c/a >= 0.2 ({c_a:.2f}), b/d >= 10 ({b_d:.1f})")
         print(
             f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}"
             f" projected/decided={projected / results['new']:.2f}"
+            f" rss_growth={rss_all / rss_new:.2f}"
         )
 
 

@@ -15,6 +15,15 @@ class WorkerSettings(CommonSettings):
     worker_http_port: int = Field(
         default=6066, ge=1, le=65535, description="Port of health and metrics."
     )
+    worker_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Worker processes behind one `import-worker run` (one per core; they share the"
+            " consumer groups). Process i serves health and metrics on WORKER_HTTP_PORT + i."
+        ),
+    )
     worker_group_id: str = Field(default="import-worker", description="Kafka consumer group.")
     worker_source: str = Field(default="/import-worker", description="CloudEvents source.")
     retry_topic: str = Field(

@@ -98,7 +98,9 @@ class WorkerRuntime(mode.Service):
             bootstrap_servers=s.kafka_bootstrap_servers,
             acks="all",
             enable_idempotence=False,  # not on Tansu; duplicates carry the same id
-            linger_ms=5,
+            # The publisher hands over whole batches (one per partition): waiting for
+            # more would only delay them (5 ms cost ~3 ms per batch at 1,000 events/s).
+            linger_ms=0,
             max_batch_size=1_048_576,
             max_request_size=4_194_304,
             client_id="import-worker",

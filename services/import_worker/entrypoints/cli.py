@@ -18,8 +18,14 @@ def main() -> None:
 
 
 @main.command()
-def run() -> None:
-    """Consume discovered accounts and emit commands (a Faust worker)."""
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes (default: WORKER_PROCESSES, 1); one per core.",
+)
+def run(processes: int | None) -> None:
+    """Consume discovered accounts and emit commands (a Faust worker per process)."""
     import faust
 
     from services.import_worker.entrypoints.app import create_app
@@ -30,6 +36,14 @@ def run() -> None:
     require_codecs()
 
     settings = WorkerSettings()
+    count = processes or settings.worker_processes
+    if count > 1:
+        from services.import_worker.entrypoints.processes import Supervisor
+        from services.infra.logging import configure_logging
+
+        configure_logging(settings.log_level, "import-worker")
+        supervisor = Supervisor(count, base_port=settings.worker_http_port)
+        raise SystemExit(supervisor.run())
 
     class Worker(faust.Worker):
         """mode's stop has no overall deadline: with the broker down, Faust's final
@@ -189,3 +203,7 @@ def simulate_password_change(
     for account in accounts:
         click.echo(f"password changed: {account.key}")
     click.echo(f"sent {sent} account.password.changed events")
+
+
+if __name__ == "__main__":  # the worker processes of ``run --processes N``
+    main()

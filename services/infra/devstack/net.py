@@ -19,6 +19,16 @@ def free_port(host: str = LOOPBACK) -> int:
         return port
 
 
+def free_port_run(count: int, host: str = LOOPBACK, attempts: int = 100) -> int:
+    """The first of ``count`` consecutive ports free right now (``import-worker run
+    --processes N`` serves process i on port + i)."""
+    for _ in range(attempts):
+        base = free_port(host)
+        if base + count <= 65536 and all(port_is_free(base + i, host) for i in range(count)):
+            return base
+    raise OSError(f"no run of {count} free ports found")
+
+
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     """Whether a server could bind ``host:port`` now.
 

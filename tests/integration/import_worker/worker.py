@@ -18,7 +18,7 @@ import aiohttp
 
 from schemas.topics import CHANNELS, TopicNames
 from services.import_worker.settings import WorkerSettings
-from services.infra.devstack.net import free_port
+from services.infra.devstack.net import free_port_run
 from services.infra.kafka_admin import ensure_topics
 
 BIN = Path(sys.executable).parent
@@ -65,11 +65,13 @@ class Worker:
     retry_delays: str = "[0.5,1,1]"
     extra_env: dict[str, str] = field(default_factory=dict)
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    port: int = field(default_factory=free_port)
+    processes: int = 1  # ``run --processes N``: process i serves port + i
+    port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     def __post_init__(self) -> None:
+        self.port = self.port or free_port_run(self.processes)
         self.topics = unique_topics(self.suffix)
         self.group = f"iw-test-{self.suffix}"
         self.retry_topic = f"import-worker.retry.{self.suffix}"
@@ -110,7 +112,7 @@ class Worker:
         self.starts += 1
         with (self.log_dir / f"worker-{self.suffix}-{self.starts}.log").open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(BIN / "import-worker"), "run"],
+                [str(BIN / "import-worker"), "run", "--processes", str(self.processes)],
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -133,6 +135,12 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+    def children(self) -> list[int]:
+        """The pids of the worker processes under ``--processes`` (N > 1)."""
+        assert self.proc is not None
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
