@@ -470,29 +470,44 @@ class Repository:
 
     # -- audit and outbox --------------------------------------------------
 
-    async def audit(self, rows: Sequence[tuple[str, str, str, str, uuid.UUID, int]]) -> None:
-        """(partner, actor, action, entity type, entity id, version) per change."""
-        await self.conn.executemany(
-            """INSERT INTO policy_service.audit_log
-               (partner_id, actor, action, entity_type, entity_id, version)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            rows,
-        )
+    async def record_changes(
+        self,
+        audit: Sequence[tuple[str, str, str, str, uuid.UUID, int]],
+        outbox: Sequence[tuple[str, str, bytes, dict[str, Any]]],
+    ) -> None:
+        """The audit rows and the outbox events of one write, and a wake-up for the relay.
 
-    async def append_outbox(self, rows: Sequence[tuple[str, str, bytes, dict[str, Any]]]) -> None:
-        """(topic, key, value, headers) per event, in the order given."""
-        if not rows:
+        ``audit``: (partner, actor, action, entity type, entity id, version) per
+        change; ``outbox``: (topic, key, value, headers) per event, kept in the
+        order given. One statement (three were one round trip each); the relay
+        is notified once, only when an event was appended.
+        """
+        if not audit and not outbox:
             return
         await self.conn.execute(
-            """INSERT INTO policy_service.outbox (topic, key, value, headers)
-               SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
-               WITH ORDINALITY AS r(t, k, v, h, n) ORDER BY n""",
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [json.dumps(r[3]) for r in rows],
+            """WITH audited AS (
+                   INSERT INTO policy_service.audit_log
+                       (partner_id, actor, action, entity_type, entity_id, version)
+                   SELECT p, a, c, e, i, v
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[],
+                               $6::int[]) WITH ORDINALITY AS r(p, a, c, e, i, v, n)
+                   ORDER BY n
+               ), appended AS (
+                   INSERT INTO policy_service.outbox (topic, key, value, headers)
+                   SELECT t, k, v, h::jsonb
+                   FROM unnest($7::text[], $8::text[], $9::bytea[], $10::text[])
+                       WITH ORDINALITY AS r(t, k, v, h, n)
+                   ORDER BY n
+                   RETURNING 1
+               )
+               SELECT pg_notify('policy_service_outbox', '')
+               FROM (SELECT count(*) AS n FROM appended) AS events WHERE events.n > 0""",
+            *([row[i] for row in audit] for i in range(6)),
+            [r[0] for r in outbox],
+            [r[1] for r in outbox],
+            [r[2] for r in outbox],
+            [json.dumps(r[3]) for r in outbox],
         )
-        await self.conn.execute("SELECT pg_notify('policy_service_outbox', '')")
 
     # -- integrations ------------------------------------------------------
 

@@ -179,8 +179,8 @@ class UnitOfWork:
             self._record("added" if created else "updated", "customer", cstate.id, cstate.version)
         outgoing.extend(self._deleted)
 
-        await repo.audit(self._audit)
-        await repo.append_outbox(
+        await repo.record_changes(
+            self._audit,
             [
                 (
                     self._topics.channel(e.channel),
@@ -189,7 +189,7 @@ class UnitOfWork:
                     {"content-type": "application/cloudevents+json"},
                 )
                 for e in outgoing
-            ]
+            ],
         )
         await self._tx.commit()
         self._committed = True
