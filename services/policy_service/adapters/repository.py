@@ -6,6 +6,7 @@ partner is simply not found.
 """
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -111,22 +112,45 @@ def _options_json(options: EndUserOptions | AdministratorOptions) -> str:
     return options.model_dump_json()
 
 
+_PARTNER_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 42))"
+_LITERAL_SAFE = re.compile(r"[A-Za-z0-9._:-]+")
+
+
 class Repository:
     """Reads and writes of one unit of work."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def lock_partner(self, partner_id: str) -> None:
-        """Serialise the writes of one partner (other partners run in parallel).
+    async def begin_locked(self, partner_id: str) -> None:
+        """Open a transaction holding the partner's write lock.
 
-        Policy writes are rare and touch several aggregates at once (a default
-        moves, customers move between policies); one lock per partner makes
-        each change see the previous one whole, with no deadlocks.
+        The writes of one partner are serialised (other partners run in
+        parallel): policy writes touch several aggregates at once (a default
+        moves, customers move between policies), and one lock per partner makes
+        each change see the previous one whole, with no deadlocks. ``BEGIN`` and
+        the lock go in one round trip (the simple query protocol takes no
+        parameters, so the key is a literal: partner ids are ``[A-Za-z0-9._-]``,
+        checked here; any other text takes two round trips with a parameter).
+        Every later statement of the transaction sees what the lock's previous
+        holder committed (read committed: a snapshot per statement).
         """
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 42))", f"partner:{partner_id}"
-        )
+        key = f"partner:{partner_id}"
+        if _LITERAL_SAFE.fullmatch(key):
+            await self.conn.execute("BEGIN; " + _PARTNER_LOCK % f"'{key}'")
+            return
+        await self.conn.execute("BEGIN")
+        await self.conn.execute(_PARTNER_LOCK % "$1", key)
+
+    async def commit(self) -> None:
+        """Commit the transaction :meth:`begin_locked` opened; raise if it had failed.
+
+        PostgreSQL answers ``COMMIT`` on a failed transaction by rolling it back
+        (status ``ROLLBACK``, no error): that must not pass for a commit.
+        """
+        status = await self.conn.execute("COMMIT")
+        if status != "COMMIT":
+            raise asyncpg.InFailedSQLTransactionError(f"the transaction ended with {status}")
 
     # -- policies ----------------------------------------------------------
 
@@ -227,14 +251,20 @@ class Repository:
         name: str,
         description: str,
         options: EndUserOptions | AdministratorOptions,
+        actor: str,
     ) -> None:
+        """The new name, description and options, recorded as a change (version + 1,
+        who and when) in the same statement: see :meth:`bump_policies`."""
         await self.conn.execute(
-            "UPDATE policy_service.policies SET name = $2, description = $3, options = $4::jsonb"
-            " WHERE id = $1",
+            """UPDATE policy_service.policies SET name = $2, description = $3,
+                   options = $4::jsonb, version = version + 1, updated_at = now(),
+                   updated_by = $5
+               WHERE id = $1""",
             policy_id,
             name,
             description,
             _options_json(options),
+            actor,
         )
 
     async def set_default(

@@ -213,11 +213,15 @@ class PolicyService:
             if changed:
                 try:
                     await repo.update_policy(
-                        policy_id, name=name, description=description, options=options
+                        policy_id,
+                        name=name,
+                        description=description,
+                        options=options,
+                        actor=principal.sub,
                     )
                 except UniqueViolation as exc:
                     raise self._name_taken(name, current.account_type) from exc
-                uow.policies_changed([policy_id])
+                uow.policy_bumped(policy_id)
             if patch.is_default is True:
                 uow.policies_changed(
                     await repo.set_default(partner, current.account_type, policy_id)

@@ -34,9 +34,10 @@ class UnitOfWork:
         self._topics = topics
         self.principal = principal
         self._conn: asyncpg.Connection | None = None
-        self._tx: asyncpg.transaction.Transaction | None = None
+        self._open = False  # a transaction was begun on the connection
         self._created_policies: set[uuid.UUID] = set()
         self._touched_policies: set[uuid.UUID] = set()
+        self._bumped_policies: set[uuid.UUID] = set()  # versioned by the change itself
         self._created_customers: set[uuid.UUID] = set()
         self._touched_customers: set[uuid.UUID] = set()
         # Events whose state is known when the change is made (removals, integrations).
@@ -55,10 +56,8 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._conn = await self._pool.acquire()
         try:
-            tx = self._conn.transaction()
-            await tx.start()
-            self._tx = tx
-            await self.repo.lock_partner(self.principal.partner_id)
+            self._open = True
+            await self.repo.begin_locked(self.principal.partner_id)
         except BaseException:
             # ``async with`` calls no __aexit__ when __aenter__ fails: give the
             # connection back here, or every such failure leaks one from the pool.
@@ -82,12 +81,12 @@ class UnitOfWork:
         out a broken one; the error that brought us here is the one raised.
         """
         conn, self._conn = self._conn, None
-        tx, self._tx = self._tx, None
+        began, self._open = self._open, False
         if conn is None:
             return
         try:
-            if tx is not None and not self._committed:
-                await tx.rollback()
+            if began and not self._committed and conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
         except Exception:
             conn.terminate()
         try:
@@ -104,6 +103,11 @@ class UnitOfWork:
 
     def policies_changed(self, ids: list[uuid.UUID] | set[uuid.UUID]) -> None:
         self._touched_policies.update(ids)
+
+    def policy_bumped(self, policy_id: uuid.UUID) -> None:
+        """Changed by a statement that also moved its version: not bumped again."""
+        self._touched_policies.add(policy_id)
+        self._bumped_policies.add(policy_id)
 
     def customer_created(self, customer_id: uuid.UUID) -> None:
         self._created_customers.add(customer_id)
@@ -154,10 +158,12 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Version, audit and outbox every change, then commit them together."""
-        if self._tx is None:
+        if not self._open:
             raise RuntimeError("unit of work not started")
         repo, actor, partner = self.repo, self.principal.sub, self.principal.partner_id
-        bump_policies = sorted(self._touched_policies - self._created_policies)
+        bump_policies = sorted(
+            self._touched_policies - self._created_policies - self._bumped_policies
+        )
         bump_customers = sorted(self._touched_customers - self._created_customers)
         if bump_policies:
             await repo.bump_policies(bump_policies, actor)
@@ -191,6 +197,6 @@ class UnitOfWork:
                 for e in outgoing
             ],
         )
-        await self._tx.commit()
+        await repo.commit()
         self._committed = True
         self.committed_policies = states

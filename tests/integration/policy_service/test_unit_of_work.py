@@ -8,6 +8,7 @@ wait on an empty pool.
 """
 
 import asyncio
+import contextlib
 import uuid
 
 import asyncpg
@@ -25,7 +26,7 @@ async def test_a_unit_of_work_that_fails_to_start_releases_its_connection(
 ) -> None:
     principal = Principal(sub="u", partner_id=f"p{uuid.uuid4().hex[:12]}", role="manager")
     # One connection only, and locks that give up at once: a held partner lock makes
-    # __aenter__ fail in lock_partner, after it has taken the pool's only connection.
+    # __aenter__ fail in begin_locked, after it has taken the pool's only connection.
     pool = await asyncpg.create_pool(
         policy_database, min_size=1, max_size=1, server_settings={"lock_timeout": "50ms"}
     )
@@ -42,9 +43,34 @@ async def test_a_unit_of_work_that_fails_to_start_releases_its_connection(
 
         async def starts() -> None:
             async with UnitOfWork(pool, TopicNames(), principal) as uow:
-                await uow.repo.lock_partner(principal.partner_id)
+                assert uow.repo.conn.is_in_transaction()  # begun, holding the lock
 
         await asyncio.wait_for(starts(), timeout=5)  # hangs for ever if a connection leaked
         assert pool.get_idle_size() == pool.get_size() == 1
     finally:
         await pool.close()
+
+
+async def test_a_commit_of_a_failed_transaction_raises_and_keeps_nothing(db: asyncpg.Pool) -> None:
+    """PostgreSQL answers COMMIT on a failed transaction with a rollback, not an error."""
+    principal = Principal(sub="u", partner_id=f"p{uuid.uuid4().hex[:12]}", role="manager")
+    key = f"k-{uuid.uuid4()}"
+
+    async def write_then_fail_then_commit() -> None:
+        async with UnitOfWork(db, TopicNames(), principal) as uow:
+            await uow.repo.record_changes(
+                [(principal.partner_id, "u", "updated", "policy", uuid.uuid4(), 1)],
+                [("policy.events", key, b"{}", {})],
+            )
+            with contextlib.suppress(asyncpg.exceptions.DivisionByZeroError):
+                await uow.repo.conn.execute("SELECT 1 / 0")
+            await uow.repo.commit()
+
+    with pytest.raises(asyncpg.exceptions.InFailedSQLTransactionError):
+        await write_then_fail_then_commit()
+    assert await db.fetchval("SELECT count(*) FROM policy_service.outbox WHERE key = $1", key) == 0
+    audited = await db.fetchval(
+        "SELECT count(*) FROM policy_service.audit_log WHERE partner_id = $1",
+        principal.partner_id,
+    )
+    assert audited == 0
