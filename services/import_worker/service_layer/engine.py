@@ -23,7 +23,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from schemas.decision import DECISION_RECORDED
+from schemas.commands import Command
+from schemas.decision import DECISION_RECORDED, DecisionRecorded
 from schemas.discovery import account_key
 from schemas.envelope import CONTENT_TYPE, utc_now
 from schemas.ids import decision_id
@@ -230,13 +231,14 @@ class BatchEngine:
         key_bytes = key.encode()
         head = self._head(event, key)
         ids = decision.command_ids()
+        account = decision.account.model_dump_json().encode()
         messages = []
         for cmd, cid in zip(decision.commands, ids, strict=True):
             messages.append(
                 OutMessage(
                     self.config.topics.channel(cmd.CHANNEL),
                     key_bytes,
-                    _envelope(head, str(cid), cmd.TYPE, cmd.model_dump_json().encode()),
+                    _envelope(head, str(cid), cmd.TYPE, dump_with_account(cmd, account)),
                     [_CT_HEADER],
                 )
             )
@@ -247,10 +249,7 @@ class BatchEngine:
                 self.config.topics.import_decisions,
                 key_bytes,
                 _envelope(
-                    head,
-                    str(recorded),
-                    DECISION_RECORDED,
-                    record.model_dump_json().encode(),
+                    head, str(recorded), DECISION_RECORDED, dump_with_account(record, account)
                 ),
                 [_CT_HEADER],
             )
@@ -359,6 +358,23 @@ class ImportedKeys:
                 del self._keys[key]
 
 
+_ACCOUNT_FIELD: set[str] = {"account"}  # a set: pydantic reads a frozenset 4x slower
+
+
+def dump_with_account(model: Command | DecisionRecorded, account: bytes) -> bytes:
+    """``model.model_dump_json()``, with its ``account`` already serialised as ``account``.
+
+    Every command of a decision and its record carry the same account; it is
+    the largest part of each and was serialised once per message. ``account``
+    is the first field of both models, so the bytes are the same as pydantic's
+    (a unit test compares them over generated decisions).
+    """
+    rest = model.model_dump_json(exclude=_ACCOUNT_FIELD).encode()
+    if rest == b"{}":
+        return b'{"account":' + account + b"}"
+    return b'{"account":' + account + b"," + rest[1:]
+
+
 def _envelope(shared: bytes, event_id: str, event_type: str, data: bytes) -> bytes:
     """A CloudEvents structured-mode envelope around already-serialised ``data``.
 
@@ -389,4 +405,4 @@ def _correlation(event: DiscoveredEvent) -> str:
     return value if isinstance(value, str) and 0 < len(value) <= 128 else event.id
 
 
-__all__ = ["BatchEngine", "BatchResult", "EngineConfig"]
+__all__ = ["BatchEngine", "BatchResult", "EngineConfig", "dump_with_account"]

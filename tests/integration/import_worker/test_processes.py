@@ -110,7 +110,8 @@ async def test_two_processes_split_the_work_and_a_killed_one_is_replaced(
     assert sent == {str(i) for k in imported for i in expected[k].command_ids()}
 
     worker.stop()  # SIGTERM to the command: passed on, all stop, exit 0
-    assert worker.proc is not None and worker.proc.returncode == 0, worker.log_tail()
+    assert worker.proc is not None
+    assert worker.proc.returncode == 0, worker.log_tail()
     assert all(gone(pid) for pid in after)
 
 
