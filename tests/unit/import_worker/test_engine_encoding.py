@@ -23,7 +23,9 @@ from ..test_decision_properties import admin_options, customers, end_user_option
 pytestmark = pytest.mark.unit
 
 CUSTOMER_ID = uuid.UUID("3f6c2b7e-9d41-4c1a-8e0f-2b5d7a9c1e34")
-text = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40).filter(str.strip)
+# Any text the contract takes: no NUL, no lone surrogates (not UTF-8), not blank.
+characters = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+text = st.text(characters, min_size=1, max_size=40).filter(str.strip)
 
 
 @st.composite
