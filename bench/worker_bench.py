@@ -553,7 +553,11 @@ async def main() -> None:
         after_idle = await first_after_idle(bootstrap, {**env, **ports}, sim, idle, tmp)
         print(f"first decision after {idle:.0f} s idle: {after_idle:.0f} ms")
         b_a, c_a, b_d = results["old"] / raw, results["new"] / raw, results["old"] / faust_rate
-        print(f"targets: b/a >= 0.5 ({b_a:.2f}), c/a >= 0.2 ({c_a:.2f}), b/d >= 10 ({b_d:.1f})")
+        print(
+            f"targets: b/a >= 0.6 ({b_a:.2f}), c/a >= 0.15 ({c_a:.2f}), b/d >= 10 ({b_d:.1f}),"
+            f" p99 <= 50 ms ({p99:.0f}), after idle <= 100 ms ({after_idle:.0f}),"
+            f" RSS flat within 10 % ({rss_all / rss_new:.2f})"
+        )
         print(
             f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}"
             f" projected/decided={projected / results['new']:.2f}"
