@@ -109,6 +109,16 @@ async def test_two_processes_split_the_work_and_a_killed_one_is_replaced(
     }
     assert sent == {str(i) for k in imported for i in expected[k].command_ids()}
 
+    async def all_ready() -> bool:  # the replacement serves too (it may still be starting)
+        for i in range(2):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{worker.port + i}/readyz") as resp:
+                    if resp.status == 200:
+                        continue
+            return False
+        return True
+
+    await wait_until(all_ready, "both processes ready", timeout=60, every=0.2)
     worker.stop()  # SIGTERM to the command: passed on, all stop, exit 0
     assert worker.proc is not None
     assert worker.proc.returncode == 0, worker.log_tail()
