@@ -29,14 +29,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
-CHILD_ENV = "WORKER_PROCESS_INDEX"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
@@ -48,16 +46,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
         pass
 
 
-def child_command() -> list[str]:
-    """The command line of one worker process (the same interpreter and package)."""
-    return [sys.executable, "-m", "services.import_worker.entrypoints.cli", "run"]
+# One worker process: the same interpreter and package as the parent.
+_CHILD_COMMAND = [sys.executable, "-m", "services.import_worker.entrypoints.cli", "run"]
 
 
 @dataclass
 class _Child:
-    index: int
     proc: subprocess.Popen[bytes]
-    started: float = field(default_factory=time.monotonic)
+    started: float  # time.monotonic()
 
 
 class Supervisor:
@@ -68,39 +64,33 @@ class Supervisor:
         count: int,
         *,
         base_port: int,
-        env: Mapping[str, str] | None = None,
-        command: Sequence[str] | None = None,
         settled_after: float = 10.0,
         restart_delay: float = 1.0,
         poll: float = 0.2,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if count < 1:
             raise ValueError("at least one process")
         self.count = count
         self.base_port = base_port
-        self.env = dict(os.environ if env is None else env)
-        self.command = list(command or child_command())
         self.settled_after = settled_after
         self.restart_delay = restart_delay
         self.poll = poll
-        self.clock = clock
         self.children: dict[int, _Child] = {}
         self.stopping = False
-        self.restarts = 0
 
     def _spawn(self, index: int) -> _Child:
         env = {
-            **self.env,
+            **os.environ,
             "WORKER_PROCESSES": "1",
             "WORKER_HTTP_PORT": str(self.base_port + index),
-            CHILD_ENV: str(index),
         }
         # A process group of its own: a terminal's Ctrl-C reaches the parent only,
         # which passes one SIGTERM on (a second signal would cut a child's shutdown).
-        proc = subprocess.Popen(self.command, env=env, process_group=0, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            _CHILD_COMMAND, env=env, process_group=0, preexec_fn=_die_with_parent
+        )
         log.info("worker process started", extra={"index": index, "pid": proc.pid})
-        return _Child(index, proc, self.clock())
+        return _Child(proc, time.monotonic())
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if not self.stopping:
@@ -136,7 +126,7 @@ class Supervisor:
             code = child.proc.poll()
             if code is None or self.stopping:
                 continue
-            uptime = self.clock() - child.started
+            uptime = time.monotonic() - child.started
             if code > 0 and uptime < self.settled_after:
                 log.error(
                     "a worker process exited while starting; stopping all",
@@ -148,10 +138,9 @@ class Supervisor:
                 extra={"index": index, "pid": child.proc.pid, "exit_code": code},
             )
             time.sleep(self.restart_delay)
-            self.restarts += 1
             if not self.stopping:
                 self.children[index] = self._spawn(index)
         return None
 
 
-__all__ = ["CHILD_ENV", "Supervisor", "child_command"]
+__all__ = ["Supervisor"]
