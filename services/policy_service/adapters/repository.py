@@ -24,13 +24,14 @@ from services.policy_service.domain.integrations import IntegrationRecord
 
 Cursor = tuple[datetime, uuid.UUID]
 
-_POLICY_SELECT = """
+# A policy's full state from a row ``p`` (of the table, or of an UPDATE's RETURNING).
+_POLICY_COLUMNS = """
 SELECT p.id, p.partner_id, p.account_type, p.name, p.description, p.is_default, p.options,
        p.version, p.created_at, p.updated_at, p.updated_by,
        COALESCE(ARRAY(SELECT a.customer_id FROM policy_service.assignments a
                       WHERE a.policy_id = p.id ORDER BY a.customer_id), '{}') AS customer_ids
-FROM policy_service.policies p
 """
+_POLICY_SELECT = _POLICY_COLUMNS + "FROM policy_service.policies p\n"
 
 _CUSTOMER_SELECT = """
 SELECT c.id, c.partner_id, c.name, c.psa_provider, c.psa_company_id, c.doc_provider,
@@ -252,20 +253,26 @@ class Repository:
         description: str,
         options: EndUserOptions | AdministratorOptions,
         actor: str,
-    ) -> None:
+    ) -> PolicyState | None:
         """The new name, description and options, recorded as a change (version + 1,
-        who and when) in the same statement: see :meth:`bump_policies`."""
-        await self.conn.execute(
-            """UPDATE policy_service.policies SET name = $2, description = $3,
-                   options = $4::jsonb, version = version + 1, updated_at = now(),
-                   updated_by = $5
-               WHERE id = $1""",
+        who and when) in the same statement (see :meth:`bump_policies`); the state
+        it leaves, read in that statement too (None: no such policy)."""
+        row = await self.conn.fetchrow(
+            """WITH p AS (
+                   UPDATE policy_service.policies SET name = $2, description = $3,
+                       options = $4::jsonb, version = version + 1, updated_at = now(),
+                       updated_by = $5
+                   WHERE id = $1 RETURNING *
+               )"""
+            + _POLICY_COLUMNS
+            + "FROM p",
             policy_id,
             name,
             description,
             _options_json(options),
             actor,
         )
+        return None if row is None else _policy(row)
 
     async def set_default(
         self, partner_id: str, account_type: AccountType, policy_id: uuid.UUID | None

@@ -212,7 +212,7 @@ class PolicyService:
             )
             if changed:
                 try:
-                    await repo.update_policy(
+                    updated = await repo.update_policy(
                         policy_id,
                         name=name,
                         description=description,
@@ -221,7 +221,7 @@ class PolicyService:
                     )
                 except UniqueViolation as exc:
                     raise self._name_taken(name, current.account_type) from exc
-                uow.policy_bumped(policy_id)
+                uow.policy_bumped(policy_id, updated)
             if patch.is_default is True:
                 uow.policies_changed(
                     await repo.set_default(partner, current.account_type, policy_id)

@@ -38,6 +38,8 @@ class UnitOfWork:
         self._created_policies: set[uuid.UUID] = set()
         self._touched_policies: set[uuid.UUID] = set()
         self._bumped_policies: set[uuid.UUID] = set()  # versioned by the change itself
+        # States the change itself returned, still current: not read again at commit.
+        self._known_policies: dict[uuid.UUID, PolicyState] = {}
         self._created_customers: set[uuid.UUID] = set()
         self._touched_customers: set[uuid.UUID] = set()
         # Events whose state is known when the change is made (removals, integrations).
@@ -103,11 +105,20 @@ class UnitOfWork:
 
     def policies_changed(self, ids: list[uuid.UUID] | set[uuid.UUID]) -> None:
         self._touched_policies.update(ids)
+        for policy_id in ids:
+            self._known_policies.pop(policy_id, None)  # changed since: read it at commit
 
-    def policy_bumped(self, policy_id: uuid.UUID) -> None:
-        """Changed by a statement that also moved its version: not bumped again."""
+    def policy_bumped(self, policy_id: uuid.UUID, state: PolicyState | None = None) -> None:
+        """Changed by a statement that also moved its version: not bumped again.
+
+        ``state``: what that statement left, if it said; unless the policy is
+        changed again, it is the state committed, and commit does not read it.
+        """
         self._touched_policies.add(policy_id)
         self._bumped_policies.add(policy_id)
+        self._known_policies.pop(policy_id, None)
+        if state is not None:
+            self._known_policies[policy_id] = state
 
     def customer_created(self, customer_id: uuid.UUID) -> None:
         self._created_customers.add(customer_id)
@@ -172,7 +183,13 @@ class UnitOfWork:
 
         outgoing: list[events.OutgoingEvent] = []
         policy_ids = sorted(self._touched_policies | self._created_policies)
-        states = await repo.policies(partner, policy_ids) if policy_ids else {}
+        unknown = [i for i in policy_ids if i not in self._known_policies]
+        read = await repo.policies(partner, unknown) if unknown else {}
+        states = {
+            i: state
+            for i in policy_ids
+            if (state := self._known_policies.get(i) or read.get(i)) is not None
+        }
         for state in states.values():
             created = state.id in self._created_policies
             outgoing.append(events.policy_event(state, created=created))

@@ -339,3 +339,26 @@ async def test_customer_patch_and_remove(tenant: Tenant) -> None:
     after = await tenant.policy(policy["id"])
     assert after["customer_ids"] == []
     assert after["version"] == policy["version"] + 1
+
+
+async def test_one_patch_of_fields_default_and_customers_answers_the_whole_change(
+    tenant: Tenant,
+) -> None:
+    """The UPDATE of the fields returns the policy's state; a default flag or a customer
+    moved after it in the same change must still show in the answer (and version once)."""
+    policy = await tenant.create_policy()
+    customer = await tenant.ok("POST", "/v1/customers", 201, json_body={"name": "Contoso"})
+    patched = await tenant.ok(
+        "PATCH",
+        f"/v1/import-policies/{policy['id']}",
+        json_body={
+            "description": "all at once",
+            "is_default": True,
+            "customer_ids": [customer["id"]],
+        },
+    )
+    assert patched["description"] == "all at once"
+    assert patched["is_default"] is True
+    assert patched["customer_ids"] == [customer["id"]]
+    assert patched["version"] == policy["version"] + 1
+    assert patched == await tenant.policy(policy["id"])
