@@ -6,6 +6,9 @@ machine, in the same run:
 
   (a) raw aiokafka batched passthrough: getmany -> batched produce -> commit
       (the ceiling for any Python consumer here);
+  (a-fan) the same loop sending as many records per event as (c) did per new
+      account (its commands and decision, counted from the worker's metrics):
+      what this broker allows a consumer with that fan-out;
   (b) the import worker on rediscoveries (accounts already in the ledger);
   (c) the import worker on new accounts (decide, commands, decision, ledger);
   (d) a per-event Faust agent passthrough;
@@ -13,9 +16,10 @@ machine, in the same run:
       projected, beside (c)'s decisions/s), then on a result per command of
       each (results/s; bench/read_model_bench.py);
 
-and prints events/s, the ratios b/a, c/a, b/d, p50/p99 discovery->decision
-latency at a fixed rate, and the worker's peak RSS. The last line is
-``RATIOS rediscovery/raw=<x> new/raw=<y> rediscovery/faust=<z>``.
+and prints events/s, the ratios b/a, c/a, c/(a-fan), b/d, p50/p99
+discovery->decision latency at a fixed rate, and the worker's peak RSS. The
+last line is ``RATIOS rediscovery/raw=<x> new/raw=<y> rediscovery/faust=<z>
+new/raw_fanout=<w> ...``.
 
 Sizes: BENCH_EVENTS (default 200000) with BENCH_REDISCOVERY (default 0.9)
 of them rediscoveries; BENCH_FAUST_EVENTS (default 20000) for (d);
@@ -37,8 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.customer import CustomerState, PolicyAssignment
 from schemas.enums import AccountType
@@ -61,6 +67,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PARTNER = "bench-partner"
 PARTITIONS = 8
+# (a-fan): a new account sends a record to some of seven topics (its commands'
+# and its decision's); the raw loop forwards to as many, on average.
+FANOUT_TOPICS = [f"bench.fanout.out{i}" for i in range(7)]
 
 
 def env_int(name: str, default: int) -> int:
@@ -133,6 +142,29 @@ async def seed(dsn: str, customers: int) -> list[uuid.UUID]:
     return ids
 
 
+async def records_per_decision(port: int, processes: int) -> float:
+    """Records the worker sent per decision (its commands, plus the decision itself).
+
+    Read from the worker's own counters (``import_commands``, ``import_events``
+    by outcome) on every process's metrics port (``port`` + i).
+    """
+    commands = decisions = 0.0
+    async with aiohttp.ClientSession() as http:
+        for i in range(processes):
+            async with http.get(f"http://127.0.0.1:{port + i}/metrics") as reply:
+                text = await reply.text()
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "import_commands_total":
+                        commands += sample.value
+                    elif sample.name == "import_events_total" and sample.labels.get("outcome") in (
+                        "imported",
+                        "no_policy",
+                    ):
+                        decisions += sample.value
+    return (commands + decisions) / decisions
+
+
 def bench_producer(bootstrap: str) -> AIOKafkaProducer:
     """A producer set up as the worker's (acks=all, 1 MiB batches, no idempotence)."""
     return AIOKafkaProducer(
@@ -155,12 +187,24 @@ async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]])
         await producer.stop()
 
 
-async def raw_passthrough(bootstrap: str, topic_in: str, topic_out: str, total: int) -> float:
-    """(a): the same batched consume -> produce -> commit loop with no work in between."""
+async def raw_passthrough(
+    bootstrap: str,
+    topic_in: str,
+    topics_out: list[str],
+    total: int,
+    group: str = "bench-raw",
+    fanout: float = 1.0,
+) -> float:
+    """(a): the same batched consume -> produce -> commit loop with no work in between.
+
+    With ``fanout`` > 1 ((a-fan)), the i-th record is forwarded to the first
+    ``floor((i + 1) * fanout) - floor(i * fanout)`` topics of ``topics_out``:
+    ``fanout`` records out per record in, on average, as a new account sends.
+    """
     consumer = AIOKafkaConsumer(
         topic_in,
         bootstrap_servers=bootstrap,
-        group_id="bench-raw",
+        group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=2000,
@@ -180,7 +224,11 @@ async def raw_passthrough(bootstrap: str, topic_in: str, topic_out: str, total: 
             if not started:
                 started = time.perf_counter()
             records = [r for rs in batch.values() for r in rs]
-            await publisher.publish([OutMessage(topic_out, r.key, r.value, []) for r in records])
+            out: list[OutMessage] = []
+            for i, r in enumerate(records, start=done):
+                copies = int((i + 1) * fanout) - int(i * fanout)
+                out.extend(OutMessage(t, r.key, r.value, []) for t in topics_out[:copies])
+            await publisher.publish(out)
             await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
             done += len(records)
         return done / (time.perf_counter() - started)
@@ -478,6 +526,8 @@ async def main() -> None:
         topics = [
             "bench.raw.in",
             "bench.raw.out",
+            "bench.fanout.in",
+            *FANOUT_TOPICS,
             "bench.worker.in",
             "bench.faust.in",
             "bench.faust.out",
@@ -485,7 +535,7 @@ async def main() -> None:
         await ensure_topics(bootstrap, topics, PARTITIONS)
 
         await produce(bootstrap, "bench.raw.in", again)
-        raw = await raw_passthrough(bootstrap, "bench.raw.in", "bench.raw.out", len(again))
+        raw = await raw_passthrough(bootstrap, "bench.raw.in", ["bench.raw.out"], len(again))
         print(f"(a) raw aiokafka passthrough     {raw:10.0f} ev/s")
 
         env = {
@@ -505,18 +555,20 @@ async def main() -> None:
         # One worker for both phases, as in production: the accounts it imported
         # are the ones its agents report again.
         topic = "bench.worker.in"
+        worker_port = free_port_run(worker_processes())
         worker = start_worker(
             {
                 **env,
                 "TOPIC_ACCOUNT_DISCOVERED": topic,
                 "WORKER_GROUP_ID": "bench-worker",
-                "WORKER_HTTP_PORT": str(free_port_run(worker_processes())),
+                "WORKER_HTTP_PORT": str(worker_port),
             },
             "worker",
             tmp,
         )
         try:
             results["new"] = await timed_run(bootstrap, "bench-worker", topic, fresh)
+            sent_per_new = await records_per_decision(worker_port, worker_processes())
             rss_new = rss_mb(worker.pid)
             results["old"] = await timed_run(bootstrap, "bench-worker", topic, again, len(fresh))
             rss_all = rss_mb(worker.pid)
@@ -524,6 +576,20 @@ async def main() -> None:
             stop(worker)
         print(f"(c) worker, new accounts         {results['new']:10.0f} ev/s")
         print(f"(b) worker, rediscoveries        {results['old']:10.0f} ev/s")
+        # (a-fan): the raw loop sending as many records per event as (c) did.
+        await produce(bootstrap, "bench.fanout.in", fresh)
+        fanout = await raw_passthrough(
+            bootstrap,
+            "bench.fanout.in",
+            FANOUT_TOPICS,
+            len(fresh),
+            group="bench-fanout",
+            fanout=sent_per_new,
+        )
+        print(
+            f"(a-fan) raw, {sent_per_new:.2f} records out per event {fanout:7.0f} ev/s"
+            " (as many as (c) sent per new account)"
+        )
         print(
             f"worker RSS (largest process): {rss_new:.0f} MB after {len(fresh)} events, "
             f"{rss_all:.0f} MB after {events} ({rss_all / rss_new:.2f}x)"
@@ -560,6 +626,7 @@ async def main() -> None:
         )
         print(
             f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}"
+            f" new/raw_fanout={results['new'] / fanout:.2f}"
             f" projected/decided={projected / results['new']:.2f}"
             f" rss_growth={rss_all / rss_new:.2f}"
         )
