@@ -12,10 +12,10 @@ from pydantic import BaseModel
 from schemas.customer import CustomerState
 from schemas.discovery import DiscoveredAccount
 from schemas.enums import AccountType
-from schemas.policy import PolicyState
 from schemas.topics import TopicNames
 from services.policy_service.api import models as m
 from services.policy_service.api.middleware import PRINCIPAL
+from services.policy_service.api.rendered import RenderedPolicies, to_policy
 from services.policy_service.api.request import (
     account_filter,
     account_page_params,
@@ -35,20 +35,6 @@ from services.policy_service.service_layer.handlers import PolicyService
 from services.policy_service.service_layer.integrations import IntegrationService
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
-
-
-_POLICY_FIELDS = tuple(m.Policy.model_fields)
-
-
-def to_policy(state: PolicyState) -> m.Policy:
-    """The API's view of a policy, from the state's own fields.
-
-    Built without validating again: ``PolicyState`` validated every value (more
-    strictly than the response model's types), and re-validating them was 6 % of
-    a policy read (docs/performance.md). A unit test checks it equals the
-    validated model.
-    """
-    return m.Policy.model_construct(**{name: getattr(state, name) for name in _POLICY_FIELDS})
 
 
 def to_customer(state: CustomerState) -> m.Customer:
@@ -109,11 +95,12 @@ def to_account(found: AccountFound) -> m.Account:
 
 
 def render(
-    model: BaseModel, status: int = 200, headers: dict[str, str] | None = None
+    model: BaseModel | bytes, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
+    """A JSON response of ``model`` (or of JSON already rendered)."""
     return web.Response(
         status=status,
-        body=model.model_dump_json().encode(),
+        body=model if isinstance(model, bytes) else model.model_dump_json().encode(),
         content_type="application/json",
         headers=headers,
     )
@@ -139,6 +126,7 @@ class Views:
         self.registry = registry
         self.ready = ready
         self.openapi_doc = json.dumps(openapi).encode()
+        self.rendered = RenderedPolicies()
         self.docs_page = _docs_page(openapi).encode()
 
     @staticmethod
@@ -169,7 +157,7 @@ class Views:
 
     async def get_policy(self, request: web.Request) -> web.Response:
         state = await self.service.get_policy(self.principal(request), path_uuid(request))
-        return render(to_policy(state), headers={"ETag": etag(state.version)})
+        return render(self.rendered(state), headers={"ETag": etag(state.version)})
 
     async def update_policy(self, request: web.Request) -> web.Response:
         policy_id = path_uuid(request)
@@ -229,12 +217,8 @@ class Views:
 
     async def effective_policies(self, request: web.Request) -> web.Response:
         found = await self.service.effective_policies(self.principal(request), path_uuid(request))
-        end_user, admin = found[AccountType.END_USER], found[AccountType.ADMINISTRATOR]
         return render(
-            m.EffectivePolicies(
-                end_user=to_policy(end_user) if end_user else None,
-                administrator=to_policy(admin) if admin else None,
-            )
+            self.rendered.effective(found[AccountType.END_USER], found[AccountType.ADMINISTRATOR])
         )
 
     async def preview(self, request: web.Request) -> web.Response:
