@@ -17,13 +17,15 @@ machine, in the same run:
       each (results/s; bench/read_model_bench.py);
 
 and prints events/s, the ratios b/a, c/a, c/(a-fan), b/d, p50/p99
-discovery->decision latency at a fixed rate, and the worker's peak RSS. The
-last line is ``RATIOS rediscovery/raw=<x> new/raw=<y> rediscovery/faust=<z>
-new/raw_fanout=<w> ...``.
+discovery->decision latency at a fixed rate beside one trip of a record
+through the broker at the same time, and the worker's peak RSS. The last line
+is ``RATIOS rediscovery/raw=<x> new/raw=<y> rediscovery/faust=<z>
+new/raw_fanout=<w> p99/broker_trip_p99=<v> ...``.
 
 Sizes: BENCH_EVENTS (default 200000) with BENCH_REDISCOVERY (default 0.9)
 of them rediscoveries; BENCH_FAUST_EVENTS (default 20000) for (d);
-BENCH_RATE / BENCH_RATE_SECONDS (1000 ev/s for 10 s) for the latency probe;
+BENCH_RATE / BENCH_RATE_SECONDS (1000 ev/s for 10 s, after 5 s at that rate
+not timed) for the latency probe;
 BENCH_IDLE_SECONDS (60) of silence before one discovery whose decision is timed;
 BENCH_WORKER_PROCESSES (default: the cores) for `import-worker run --processes`.
 """
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PARTNER = "bench-partner"
 PARTITIONS = 8
+LATENCY_WARM_UP_SECONDS = 5
 # (a-fan): a new account sends a record to some of seven topics (its commands'
 # and its decision's); the raw loop forwards to as many, on average.
 FANOUT_TOPICS = [f"bench.fanout.out{i}" for i in range(7)]
@@ -386,12 +390,35 @@ async def faust_passthrough(
         stop(proc)
 
 
+@dataclass(frozen=True)
+class Latency:
+    """Discovery -> decision, and one trip through the broker alone, at the same time."""
+
+    p50: float
+    p99: float
+    broker_p50: float
+    broker_p99: float
+    peak_rss: float
+
+
+def _p50_p99(samples: list[float]) -> tuple[float, float]:
+    quantiles = statistics.quantiles(samples, n=100)
+    return quantiles[49] * 1000, quantiles[98] * 1000
+
+
 async def latency(
     bootstrap: str, env: dict[str, str], sim: AgentSimulator, rate: int, seconds: int, log_dir: Path
-) -> tuple[float, float, float]:
-    """Discovery -> decision latency at a fixed rate; and the worker's peak RSS."""
+) -> Latency:
+    """Discovery -> decision latency at a fixed rate; and the worker's peak RSS.
+
+    The baseline, in the same run: every tenth discovery, the bench also sends
+    itself a record through the broker (a topic of its own, read by the same
+    consumer). A discovery makes two such trips (to the worker, and its
+    decision back), so twice that trip is the floor of the first figure.
+    """
     topic_in, decisions = "bench.latency.in", "bench.latency.decisions"
-    await ensure_topics(bootstrap, [topic_in, decisions], PARTITIONS)
+    control = "bench.latency.control"
+    await ensure_topics(bootstrap, [topic_in, decisions, control], PARTITIONS)
     worker = start_worker(
         {
             **env,
@@ -404,6 +431,7 @@ async def latency(
     )
     consumer = AIOKafkaConsumer(
         decisions,
+        control,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="latest",
@@ -415,37 +443,48 @@ async def latency(
         await wait_for_commits(bootstrap, "bench-latency", topic_in, 1, limit=120)
         sim.rediscovery_rate = 0.0
         samples: list[float] = []
+        trips: list[float] = []
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=False
         )
         await producer.start()
         sent_at: dict[str, float] = {}
 
+        # The first seconds at the rate are not timed: every worker process is
+        # still joining the group then (a rebalance pauses the partitions moved).
+        warm_up = rate * LATENCY_WARM_UP_SECONDS
+
         async def send() -> None:
             start = time.perf_counter()
-            for i in range(rate * seconds):
+            for i in range(warm_up + rate * seconds):
                 d = sim.next()
-                sent_at[d.account.external_id] = time.perf_counter()
+                if i >= warm_up:
+                    sent_at[d.account.external_id] = time.perf_counter()
                 await producer.send(topic_in, d.value, key=d.key)
+                if i >= warm_up and i % 10 == 0:
+                    trip = json.dumps({"sent": time.perf_counter()}).encode()
+                    await producer.send(control, trip, key=str(i).encode())
                 ahead = (i + 1) / rate - (time.perf_counter() - start)
                 if ahead > 0:
                     await asyncio.sleep(ahead)
 
         sender = asyncio.create_task(send())
-        deadline = time.monotonic() + seconds + 30
+        deadline = time.monotonic() + LATENCY_WARM_UP_SECONDS + seconds + 30
         while len(samples) < rate * seconds and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             now = time.perf_counter()
             for records in batch.values():
                 for r in records:
+                    if r.topic == control:
+                        trips.append(now - json.loads(r.value)["sent"])
+                        continue
                     ext = json.loads(r.value)["data"]["account"]["external_id"]
                     if ext in sent_at:
                         samples.append(now - sent_at[ext])
         await sender
         await producer.stop()
         rss = peak_rss_mb(worker.pid)
-        quantiles = statistics.quantiles(samples, n=100)
-        return quantiles[49] * 1000, quantiles[98] * 1000, rss
+        return Latency(*_p50_p99(samples), *_p50_p99(trips), peak_rss=rss)
     finally:
         await consumer.stop()
         stop(worker)
@@ -609,10 +648,15 @@ async def main() -> None:
         print(f"(d) Faust per-event passthrough  {faust_rate:10.0f} ev/s")
 
         ports = {"WORKER_HTTP_PORT": str(free_port_run(worker_processes()))}
-        p50, p99, rss = await latency(bootstrap, {**env, **ports}, sim, rate, rate_seconds, tmp)
+        lat = await latency(bootstrap, {**env, **ports}, sim, rate, rate_seconds, tmp)
+        p99 = lat.p99
         print(
-            f"latency at {rate} ev/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
-            f"worker peak RSS {rss:.0f} MB"
+            f"latency at {rate} ev/s: p50 {lat.p50:.1f} ms, p99 {lat.p99:.1f} ms; "
+            f"worker peak RSS {lat.peak_rss:.0f} MB"
+        )
+        print(
+            f"    one trip through the broker meanwhile: p50 {lat.broker_p50:.1f} ms,"
+            f" p99 {lat.broker_p99:.1f} ms (a decision makes two)"
         )
         idle = float(os.environ.get("BENCH_IDLE_SECONDS", "60"))
         ports = {"WORKER_HTTP_PORT": str(free_port_run(worker_processes()))}
@@ -627,6 +671,7 @@ async def main() -> None:
         print(
             f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}"
             f" new/raw_fanout={results['new'] / fanout:.2f}"
+            f" p99/broker_trip_p99={lat.p99 / lat.broker_p99:.2f}"
             f" projected/decided={projected / results['new']:.2f}"
             f" rss_growth={rss_all / rss_new:.2f}"
         )
