@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,14 +25,77 @@ from services.policy_service.domain.integrations import IntegrationRecord
 
 Cursor = tuple[datetime, uuid.UUID]
 
-# A policy's full state from a row ``p`` (of the table, or of an UPDATE's RETURNING).
-_POLICY_COLUMNS = """
+
+class ConcurrentChange(RuntimeError):
+    """A row was not at the version a change was made from: never under the
+    partner lock, a guard so that a lost update cannot pass silently."""
+
+
+@dataclass(frozen=True)
+class PolicyFields:
+    """A change of a policy's name, description and options, made from ``version``."""
+
+    policy_id: uuid.UUID
+    name: str
+    description: str
+    options: EndUserOptions | AdministratorOptions
+    actor: str
+    at: datetime
+    version: int
+
+    def parameters(self) -> tuple[Any, ...]:
+        """The parameters of ``_UPDATE_FIELDS``, in order."""
+        return (
+            self.policy_id,
+            self.name,
+            self.description,
+            _options_json(self.options),
+            self.actor,
+            self.at,
+            self.version,
+        )
+
+
+_POLICY_SELECT = """
 SELECT p.id, p.partner_id, p.account_type, p.name, p.description, p.is_default, p.options,
        p.version, p.created_at, p.updated_at, p.updated_by,
        COALESCE(ARRAY(SELECT a.customer_id FROM policy_service.assignments a
                       WHERE a.policy_id = p.id ORDER BY a.customer_id), '{}') AS customer_ids
+FROM policy_service.policies p
 """
-_POLICY_SELECT = _POLICY_COLUMNS + "FROM policy_service.policies p\n"
+
+# A change of a policy's name, description and options, versioned in the same
+# statement ($1 id, $2 name, $3 description, $4 options, $5 who, $6 when, $7 the
+# version it changes); it matches no row if the policy is not at that version.
+_UPDATE_FIELDS = """UPDATE policy_service.policies SET name = $2, description = $3,
+       options = $4::jsonb, version = version + 1, updated_at = $6, updated_by = $5
+   WHERE id = $1 AND version = $7"""
+
+# The audit rows and outbox events of one write ($n+1 .. $n+10 after the n
+# parameters of a statement before them): two data-modifying CTEs.
+_RECORD = """audited AS (
+       INSERT INTO policy_service.audit_log
+           (partner_id, actor, action, entity_type, entity_id, version)
+       SELECT p, a, c, e, i, v
+       FROM unnest(${0}::text[], ${1}::text[], ${2}::text[], ${3}::text[], ${4}::uuid[],
+                   ${5}::int[]) WITH ORDINALITY AS r(p, a, c, e, i, v, n)
+       ORDER BY n
+   ), appended AS (
+       INSERT INTO policy_service.outbox (topic, key, value, headers)
+       SELECT t, k, v, h::jsonb
+       FROM unnest(${6}::text[], ${7}::text[], ${8}::bytea[], ${9}::text[])
+           WITH ORDINALITY AS r(t, k, v, h, n)
+       ORDER BY n
+       RETURNING 1
+   ), notified AS (
+       SELECT pg_notify('policy_service_outbox', '')
+       FROM (SELECT count(*) AS n FROM appended) AS events WHERE events.n > 0
+   )"""
+
+
+def _record(after: int) -> str:
+    return _RECORD.format(*range(after + 1, after + 11))
+
 
 _CUSTOMER_SELECT = """
 SELECT c.id, c.partner_id, c.name, c.psa_provider, c.psa_company_id, c.doc_provider,
@@ -245,34 +309,16 @@ class Repository:
             actor,
         )
 
-    async def update_policy(
-        self,
-        policy_id: uuid.UUID,
-        *,
-        name: str,
-        description: str,
-        options: EndUserOptions | AdministratorOptions,
-        actor: str,
-    ) -> PolicyState | None:
+    async def update_policy(self, change: PolicyFields) -> None:
         """The new name, description and options, recorded as a change (version + 1,
-        who and when) in the same statement (see :meth:`bump_policies`); the state
-        it leaves, read in that statement too (None: no such policy)."""
-        row = await self.conn.fetchrow(
-            """WITH p AS (
-                   UPDATE policy_service.policies SET name = $2, description = $3,
-                       options = $4::jsonb, version = version + 1, updated_at = now(),
-                       updated_by = $5
-                   WHERE id = $1 RETURNING *
-               )"""
-            + _POLICY_COLUMNS
-            + "FROM p",
-            policy_id,
-            name,
-            description,
-            _options_json(options),
-            actor,
-        )
-        return None if row is None else _policy(row)
+        who and when) in the same statement (see :meth:`bump_policies`).
+
+        Raises :class:`ConcurrentChange` if the policy is no longer at the
+        version the change was made from.
+        """
+        status = await self.conn.execute(_UPDATE_FIELDS, *change.parameters())
+        if status != "UPDATE 1":
+            raise ConcurrentChange(f"policy {change.policy_id} is not at version {change.version}")
 
     async def set_default(
         self, partner_id: str, account_type: AccountType, policy_id: uuid.UUID | None
@@ -511,40 +557,45 @@ class Repository:
         self,
         audit: Sequence[tuple[str, str, str, str, uuid.UUID, int]],
         outbox: Sequence[tuple[str, str, bytes, dict[str, Any]]],
+        change: PolicyFields | None = None,
     ) -> None:
         """The audit rows and the outbox events of one write, and a wake-up for the relay.
 
         ``audit``: (partner, actor, action, entity type, entity id, version) per
         change; ``outbox``: (topic, key, value, headers) per event, kept in the
         order given. One statement (three were one round trip each); the relay
-        is notified once, only when an event was appended.
+        is notified once, only when an event was appended. With ``change``, the
+        policy's fields are updated in that statement too (its event, built from
+        the state it leaves, is among ``outbox``): a ``PATCH`` of a policy's
+        fields is one statement between the lock and the commit.
         """
-        if not audit and not outbox:
+        if not audit and not outbox and change is None:
             return
-        await self.conn.execute(
-            """WITH audited AS (
-                   INSERT INTO policy_service.audit_log
-                       (partner_id, actor, action, entity_type, entity_id, version)
-                   SELECT p, a, c, e, i, v
-                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[],
-                               $6::int[]) WITH ORDINALITY AS r(p, a, c, e, i, v, n)
-                   ORDER BY n
-               ), appended AS (
-                   INSERT INTO policy_service.outbox (topic, key, value, headers)
-                   SELECT t, k, v, h::jsonb
-                   FROM unnest($7::text[], $8::text[], $9::bytea[], $10::text[])
-                       WITH ORDINALITY AS r(t, k, v, h, n)
-                   ORDER BY n
-                   RETURNING 1
-               )
-               SELECT pg_notify('policy_service_outbox', '')
-               FROM (SELECT count(*) AS n FROM appended) AS events WHERE events.n > 0""",
+        recorded = (
             *([row[i] for row in audit] for i in range(6)),
             [r[0] for r in outbox],
             [r[1] for r in outbox],
             [r[2] for r in outbox],
             [json.dumps(r[3]) for r in outbox],
         )
+        # ``notified`` is a plain query: it runs only where the statement reads it.
+        if change is None:
+            await self.conn.execute(
+                "WITH " + _record(0) + " SELECT (SELECT count(*) FROM notified)", *recorded
+            )
+            return
+        row = await self.conn.fetchrow(
+            "WITH changed AS ("
+            + _UPDATE_FIELDS
+            + " RETURNING 1), "
+            + _record(7)
+            + " SELECT (SELECT count(*) FROM changed) AS changed,"
+            " (SELECT count(*) FROM notified) AS notified",
+            *change.parameters(),
+            *recorded,
+        )
+        if row is None or row["changed"] != 1:
+            raise ConcurrentChange(f"policy {change.policy_id} is not at version {change.version}")
 
     # -- integrations ------------------------------------------------------
 

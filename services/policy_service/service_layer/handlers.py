@@ -193,44 +193,44 @@ class PolicyService:
         patch: PolicyPatch,
         if_match: int | None,
     ) -> PolicyState:
-        async with self._changing_policy(principal, policy_id, if_match) as (uow, current):
-            repo, partner = uow.repo, principal.partner_id
-            options = current.options
-            if patch.options is not None:
-                try:
-                    options = patch_options(current.account_type, current.options, patch.options)
-                except ValidationError as exc:
-                    raise Invalid(_problems(exc, prefix=("options",))) from exc
-            name = patch.name if patch.name is not None else current.name
-            description = (
-                patch.description if patch.description is not None else current.description
-            )
-            changed = (name, description, options) != (
-                current.name,
-                current.description,
-                current.options,
-            )
-            if changed:
-                try:
-                    updated = await repo.update_policy(
-                        policy_id,
-                        name=name,
-                        description=description,
-                        options=options,
-                        actor=principal.sub,
-                    )
-                except UniqueViolation as exc:
-                    raise self._name_taken(name, current.account_type) from exc
-                uow.policy_bumped(policy_id, updated)
-            if patch.is_default is True:
-                uow.policies_changed(
-                    await repo.set_default(partner, current.account_type, policy_id)
+        taken: Conflict | None = None  # the answer if the new name is another policy's
+        try:
+            async with self._changing_policy(principal, policy_id, if_match) as (uow, current):
+                repo, partner = uow.repo, principal.partner_id
+                options = current.options
+                if patch.options is not None:
+                    try:
+                        options = patch_options(
+                            current.account_type, current.options, patch.options
+                        )
+                    except ValidationError as exc:
+                        raise Invalid(_problems(exc, prefix=("options",))) from exc
+                name = patch.name if patch.name is not None else current.name
+                description = (
+                    patch.description if patch.description is not None else current.description
                 )
-            elif patch.is_default is False and await repo.unset_default(policy_id):
-                uow.policies_changed([policy_id])
-            if patch.customer_ids is not None:
-                await self._require_customers(repo, partner, patch.customer_ids)
-                await self._replace_customers(uow, current, list(patch.customer_ids))
+                if (name, description, options) != (
+                    current.name,
+                    current.description,
+                    current.options,
+                ):
+                    taken = self._name_taken(name, current.account_type)
+                    uow.policy_fields_changed(
+                        current, name=name, description=description, options=options
+                    )
+                if patch.is_default is True:
+                    uow.policies_changed(
+                        await repo.set_default(partner, current.account_type, policy_id)
+                    )
+                elif patch.is_default is False and await repo.unset_default(policy_id):
+                    uow.policies_changed([policy_id])
+                if patch.customer_ids is not None:
+                    await self._require_customers(repo, partner, patch.customer_ids)
+                    await self._replace_customers(uow, current, list(patch.customer_ids))
+        except UniqueViolation as exc:  # the fields are written at commit
+            if taken is None:
+                raise
+            raise taken from exc
         return uow.committed_policies.get(policy_id) or await self.get_policy(principal, policy_id)
 
     async def set_policy_customers(

@@ -17,9 +17,10 @@ import asyncpg
 from schemas.customer import CustomerRemoved
 from schemas.enums import AccountType
 from schemas.envelope import utc_now
+from schemas.options import AdministratorOptions, EndUserOptions
 from schemas.policy import PolicyDeleted, PolicyState
 from schemas.topics import TopicNames
-from services.policy_service.adapters.repository import Repository
+from services.policy_service.adapters.repository import PolicyFields, Repository
 from services.policy_service.domain import events
 from services.policy_service.domain.auth import Principal
 
@@ -38,8 +39,10 @@ class UnitOfWork:
         self._created_policies: set[uuid.UUID] = set()
         self._touched_policies: set[uuid.UUID] = set()
         self._bumped_policies: set[uuid.UUID] = set()  # versioned by the change itself
-        # States the change itself returned, still current: not read again at commit.
+        # States known without reading them (nothing changed them since): not read
+        # again at commit.
         self._known_policies: dict[uuid.UUID, PolicyState] = {}
+        self._fields: PolicyFields | None = None  # a policy's fields, written at commit
         self._created_customers: set[uuid.UUID] = set()
         self._touched_customers: set[uuid.UUID] = set()
         # Events whose state is known when the change is made (removals, integrations).
@@ -108,17 +111,47 @@ class UnitOfWork:
         for policy_id in ids:
             self._known_policies.pop(policy_id, None)  # changed since: read it at commit
 
-    def policy_bumped(self, policy_id: uuid.UUID, state: PolicyState | None = None) -> None:
-        """Changed by a statement that also moved its version: not bumped again.
+    def policy_fields_changed(
+        self,
+        current: PolicyState,
+        *,
+        name: str,
+        description: str,
+        options: EndUserOptions | AdministratorOptions,
+    ) -> None:
+        """New name, description and options for ``current``, written at commit.
 
-        ``state``: what that statement left, if it said; unless the policy is
-        changed again, it is the state committed, and commit does not read it.
+        The state they leave is known here (the version is one more, the time
+        is now). If nothing else of the policy changes in this unit of work,
+        commit writes them in the statement that records the change: a
+        ``PATCH`` of a policy's fields costs the lock, the read, that one
+        statement and the commit. Otherwise they are written first, and the
+        state is read after everything else.
         """
-        self._touched_policies.add(policy_id)
-        self._bumped_policies.add(policy_id)
-        self._known_policies.pop(policy_id, None)
-        if state is not None:
-            self._known_policies[policy_id] = state
+        if self._fields is not None:
+            raise RuntimeError("one change of a policy's fields per unit of work")
+        at = utc_now()
+        self._fields = PolicyFields(
+            policy_id=current.id,
+            name=name,
+            description=description,
+            options=options,
+            actor=self.principal.sub,
+            at=at,
+            version=current.version,
+        )
+        self._touched_policies.add(current.id)
+        self._bumped_policies.add(current.id)  # versioned by that statement itself
+        self._known_policies[current.id] = current.model_copy(
+            update={
+                "name": name,
+                "description": description,
+                "options": options,
+                "version": current.version + 1,
+                "updated_at": at,
+                "changed_by": self.principal.sub,
+            }
+        )
 
     def customer_created(self, customer_id: uuid.UUID) -> None:
         self._created_customers.add(customer_id)
@@ -172,6 +205,10 @@ class UnitOfWork:
         if not self._open:
             raise RuntimeError("unit of work not started")
         repo, actor, partner = self.repo, self.principal.sub, self.principal.partner_id
+        fields = self._fields
+        fused = fields if fields and fields.policy_id in self._known_policies else None
+        if fields is not None and fused is None:
+            await repo.update_policy(fields)  # before the state is read
         bump_policies = sorted(
             self._touched_policies - self._created_policies - self._bumped_policies
         )
@@ -213,6 +250,7 @@ class UnitOfWork:
                 )
                 for e in outgoing
             ],
+            fused,
         )
         await repo.commit()
         self._committed = True

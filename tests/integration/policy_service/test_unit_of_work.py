@@ -1,5 +1,5 @@
 """The unit of work gives its connection back however it ends (found by ``make chaos``,
-scenario 3: PostgreSQL restarts).
+scenario 3: PostgreSQL restarts), and commits what it publishes.
 
 ``async with`` calls no ``__aexit__`` when ``__aenter__`` raises, so a unit of
 work that failed while starting (PostgreSQL going away, a lock timeout) kept its
@@ -9,12 +9,17 @@ wait on an empty pool.
 
 import asyncio
 import contextlib
+import json
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
 
+from schemas.enums import AccountType
+from schemas.options import EndUserOptions
 from schemas.topics import TopicNames
+from services.policy_service.adapters.repository import ConcurrentChange, Repository
 from services.policy_service.domain.auth import Principal
 from services.policy_service.service_layer.unit_of_work import UnitOfWork
 
@@ -74,3 +79,87 @@ async def test_a_commit_of_a_failed_transaction_raises_and_keeps_nothing(db: asy
         principal.partner_id,
     )
     assert audited == 0
+
+
+async def _new_policy(db: asyncpg.Pool, principal: Principal) -> uuid.UUID:
+    policy_id = uuid.uuid4()
+    async with UnitOfWork(db, TopicNames(), principal) as uow:
+        await uow.repo.insert_policy(
+            policy_id=policy_id,
+            partner_id=principal.partner_id,
+            account_type=AccountType.END_USER,
+            name="Standard",
+            description="",
+            options=EndUserOptions(),
+            actor=principal.sub,
+        )
+        uow.policy_created(policy_id)
+        await uow.commit()
+    return policy_id
+
+
+async def _published(db: asyncpg.Pool, policy_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT value FROM policy_service.outbox WHERE key = $1 ORDER BY id", str(policy_id)
+    )
+    return [json.loads(r["value"])["data"] for r in rows]
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["fields-alone", "with-another-change"])
+async def test_a_change_of_fields_commits_the_state_it_publishes(
+    db: asyncpg.Pool, alone: bool
+) -> None:
+    """Alone, the fields are written in the statement that records the change (the
+    state built in Python, not read back); with another change of the policy, first."""
+    principal = Principal(sub="u", partner_id=f"p{uuid.uuid4().hex[:12]}", role="manager")
+    policy_id = await _new_policy(db, principal)
+    options = EndUserOptions(send_welcome_email=True)
+    async with UnitOfWork(db, TopicNames(), principal) as uow:
+        current = await uow.repo.policy(principal.partner_id, policy_id)
+        assert current is not None
+        uow.policy_fields_changed(current, name="Renamed", description="d", options=options)
+        if not alone:
+            changed = await uow.repo.set_default(
+                principal.partner_id, current.account_type, policy_id
+            )
+            uow.policies_changed(changed)
+        await uow.commit()
+    committed = uow.committed_policies[policy_id]
+    async with db.acquire() as conn:
+        stored = await Repository(conn).policy(principal.partner_id, policy_id)
+    assert committed == stored
+    assert stored is not None
+    assert (stored.name, stored.description, stored.options) == ("Renamed", "d", options)
+    assert (stored.version, stored.is_default) == (2, not alone)
+    assert (await _published(db, policy_id))[-1] == stored.model_dump(mode="json")
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["fields-alone", "with-another-change"])
+async def test_a_change_of_fields_from_a_stale_version_keeps_nothing(
+    db: asyncpg.Pool, alone: bool
+) -> None:
+    """The UPDATE names the version it changes: a write that moved it meanwhile (none
+    can, under the partner lock; this one bypasses it) fails the whole unit of work."""
+    principal = Principal(sub="u", partner_id=f"p{uuid.uuid4().hex[:12]}", role="manager")
+    policy_id = await _new_policy(db, principal)
+
+    async def change_from_a_stale_version() -> None:
+        async with UnitOfWork(db, TopicNames(), principal) as uow:
+            current = await uow.repo.policy(principal.partner_id, policy_id)
+            assert current is not None
+            await db.execute(
+                "UPDATE policy_service.policies SET version = version + 1 WHERE id = $1",
+                policy_id,
+            )
+            uow.policy_fields_changed(current, name="Lost", description="", options=current.options)
+            if not alone:
+                uow.policies_changed([policy_id])
+            await uow.commit()
+
+    with pytest.raises(ConcurrentChange):
+        await change_from_a_stale_version()
+    assert (
+        await db.fetchval("SELECT name FROM policy_service.policies WHERE id = $1", policy_id)
+        == "Standard"
+    )
+    assert len(await _published(db, policy_id)) == 1  # its creation only
