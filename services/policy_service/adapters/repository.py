@@ -254,6 +254,21 @@ class Repository:
     async def policy(self, partner_id: str, policy_id: uuid.UUID) -> PolicyState | None:
         return (await self.policies(partner_id, [policy_id])).get(policy_id)
 
+    async def policy_and_now(
+        self, partner_id: str, policy_id: uuid.UUID
+    ) -> tuple[PolicyState | None, datetime]:
+        """The policy (None if the partner has none such) and the transaction's
+        ``now()``, in one round trip: the time every change of it is stamped with."""
+        rows = await self.conn.fetch(
+            "SELECT now() AS transaction_time, s.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
+            + _POLICY_SELECT
+            + " WHERE p.partner_id = $1 AND p.id = $2) AS s ON true",
+            partner_id,
+            policy_id,
+        )
+        row = rows[0]
+        return (_policy(row) if row["id"] is not None else None), row["transaction_time"]
+
     async def list_policies(
         self,
         partner_id: str,

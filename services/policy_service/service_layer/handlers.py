@@ -41,6 +41,10 @@ from services.policy_service.service_layer.unit_of_work import UnitOfWork
 UniqueViolation = asyncpg.exceptions.UniqueViolationError
 
 
+# The unique index of a policy's name per partner and account type (migrations).
+_NAME_PER_TYPE = "policies_name_per_type"
+
+
 class PolicyService:
     """Use cases over policies and customers, for one database and one topic set."""
 
@@ -228,7 +232,7 @@ class PolicyService:
                     await self._require_customers(repo, partner, patch.customer_ids)
                     await self._replace_customers(uow, current, list(patch.customer_ids))
         except UniqueViolation as exc:  # the fields are written at commit
-            if taken is None:
+            if taken is None or exc.constraint_name != _NAME_PER_TYPE:
                 raise
             raise taken from exc
         return uow.committed_policies.get(policy_id) or await self.get_policy(principal, policy_id)
@@ -314,7 +318,9 @@ class PolicyService:
         """
         await self._found_before_role(principal, "policy", policy_id)
         async with self._uow(principal) as uow:
-            state = await uow.repo.policy(principal.partner_id, policy_id)
+            state, uow.transaction_time = await uow.repo.policy_and_now(
+                principal.partner_id, policy_id
+            )
             yield uow, _current("policy", policy_id, state, if_match)
             await uow.commit()
 

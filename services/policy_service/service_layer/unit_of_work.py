@@ -2,13 +2,15 @@
 
 Handlers change rows and say which aggregates they touched; on commit the
 unit of work bumps each touched aggregate's version once, reads its full
-state, and appends one event per aggregate to the outbox, all in the same
-transaction (the transactional outbox). Nothing reaches Kafka from here: the
+state (unless it is known: a change of a policy's fields alone), and appends
+one event per aggregate to the outbox, all in the same transaction (the
+transactional outbox). Nothing reaches Kafka from here: the
 relay publishes what committed.
 """
 
 import logging
 import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -43,6 +45,8 @@ class UnitOfWork:
         # again at commit.
         self._known_policies: dict[uuid.UUID, PolicyState] = {}
         self._fields: PolicyFields | None = None  # a policy's fields, written at commit
+        # PostgreSQL's now() in this transaction, when read (with the policy changed).
+        self.transaction_time: datetime | None = None
         self._created_customers: set[uuid.UUID] = set()
         self._touched_customers: set[uuid.UUID] = set()
         # Events whose state is known when the change is made (removals, integrations).
@@ -122,15 +126,19 @@ class UnitOfWork:
         """New name, description and options for ``current``, written at commit.
 
         The state they leave is known here (the version is one more, the time
-        is now). If nothing else of the policy changes in this unit of work,
-        commit writes them in the statement that records the change: a
-        ``PATCH`` of a policy's fields costs the lock, the read, that one
-        statement and the commit. Otherwise they are written first, and the
-        state is read after everything else.
+        is the transaction's, read with ``current``). If nothing else of the
+        policy changes in this unit of work, commit writes them in the
+        statement that records the change: a ``PATCH`` of a policy's fields
+        costs the lock, the read, that one statement and the commit. Otherwise
+        (the policy changed before or after this) they are written first, and
+        the state is read after everything else.
         """
         if self._fields is not None:
             raise RuntimeError("one change of a policy's fields per unit of work")
-        at = utc_now()
+        if self.transaction_time is None:
+            raise RuntimeError("the transaction's time was not read with the policy")
+        at = self.transaction_time  # PostgreSQL's now(), as every other change is stamped
+        changed_before = current.id in self._touched_policies | self._created_policies
         self._fields = PolicyFields(
             policy_id=current.id,
             name=name,
@@ -142,6 +150,8 @@ class UnitOfWork:
         )
         self._touched_policies.add(current.id)
         self._bumped_policies.add(current.id)  # versioned by that statement itself
+        if changed_before:  # ``current`` is not all this unit of work changed of it
+            return
         self._known_policies[current.id] = current.model_copy(
             update={
                 "name": name,

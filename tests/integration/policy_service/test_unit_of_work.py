@@ -115,7 +115,9 @@ async def test_a_change_of_fields_commits_the_state_it_publishes(
     policy_id = await _new_policy(db, principal)
     options = EndUserOptions(send_welcome_email=True)
     async with UnitOfWork(db, TopicNames(), principal) as uow:
-        current = await uow.repo.policy(principal.partner_id, policy_id)
+        current, uow.transaction_time = await uow.repo.policy_and_now(
+            principal.partner_id, policy_id
+        )
         assert current is not None
         uow.policy_fields_changed(current, name="Renamed", description="d", options=options)
         if not alone:
@@ -131,6 +133,7 @@ async def test_a_change_of_fields_commits_the_state_it_publishes(
     assert stored is not None
     assert (stored.name, stored.description, stored.options) == ("Renamed", "d", options)
     assert (stored.version, stored.is_default) == (2, not alone)
+    assert stored.updated_at == uow.transaction_time  # PostgreSQL's clock, not ours
     assert (await _published(db, policy_id))[-1] == stored.model_dump(mode="json")
 
 
@@ -145,7 +148,9 @@ async def test_a_change_of_fields_from_a_stale_version_keeps_nothing(
 
     async def change_from_a_stale_version() -> None:
         async with UnitOfWork(db, TopicNames(), principal) as uow:
-            current = await uow.repo.policy(principal.partner_id, policy_id)
+            current, uow.transaction_time = await uow.repo.policy_and_now(
+                principal.partner_id, policy_id
+            )
             assert current is not None
             await db.execute(
                 "UPDATE policy_service.policies SET version = version + 1 WHERE id = $1",
@@ -163,3 +168,28 @@ async def test_a_change_of_fields_from_a_stale_version_keeps_nothing(
         == "Standard"
     )
     assert len(await _published(db, policy_id)) == 1  # its creation only
+
+
+async def test_a_change_of_fields_after_another_change_of_the_policy_is_read_back(
+    db: asyncpg.Pool,
+) -> None:
+    """``current`` predates a change made first in the same unit of work: the state
+    published must be read, with both changes, not built from ``current``."""
+    principal = Principal(sub="u", partner_id=f"p{uuid.uuid4().hex[:12]}", role="manager")
+    policy_id = await _new_policy(db, principal)
+    async with UnitOfWork(db, TopicNames(), principal) as uow:
+        current, uow.transaction_time = await uow.repo.policy_and_now(
+            principal.partner_id, policy_id
+        )
+        assert current is not None
+        uow.policies_changed(
+            await uow.repo.set_default(principal.partner_id, current.account_type, policy_id)
+        )
+        uow.policy_fields_changed(current, name="Renamed", description="", options=current.options)
+        await uow.commit()
+    async with db.acquire() as conn:
+        stored = await Repository(conn).policy(principal.partner_id, policy_id)
+    assert stored is not None
+    assert (stored.name, stored.is_default, stored.version) == ("Renamed", True, 2)
+    assert uow.committed_policies[policy_id] == stored
+    assert (await _published(db, policy_id))[-1] == stored.model_dump(mode="json")
