@@ -166,6 +166,8 @@ async def records_per_decision(port: int, processes: int) -> float:
                         "no_policy",
                     ):
                         decisions += sample.value
+    if not decisions:
+        raise RuntimeError("the worker's metrics count no decision")
     return (commands + decisions) / decisions
 
 
@@ -205,6 +207,8 @@ async def raw_passthrough(
     ``floor((i + 1) * fanout) - floor(i * fanout)`` topics of ``topics_out``:
     ``fanout`` records out per record in, on average, as a new account sends.
     """
+    if fanout > len(topics_out):
+        raise ValueError(f"a fan-out of {fanout:.2f} needs more than {len(topics_out)} topics")
     consumer = AIOKafkaConsumer(
         topic_in,
         bootstrap_servers=bootstrap,
@@ -414,7 +418,8 @@ async def latency(
     The baseline, in the same run: every tenth discovery, the bench also sends
     itself a record through the broker (a topic of its own, read by the same
     consumer). A discovery makes two such trips (to the worker, and its
-    decision back), so twice that trip is the floor of the first figure.
+    decision back): a rough baseline for the first figure (quantiles of two
+    legs do not add up exactly).
     """
     topic_in, decisions = "bench.latency.in", "bench.latency.decisions"
     control = "bench.latency.control"
