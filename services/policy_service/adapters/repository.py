@@ -43,6 +43,9 @@ class PolicyFields:
     at: datetime
     version: int
 
+    def stale(self) -> ConcurrentChange:
+        return ConcurrentChange(f"policy {self.policy_id} is not at version {self.version}")
+
     def parameters(self) -> tuple[Any, ...]:
         """The parameters of ``_UPDATE_FIELDS``, in order."""
         return (
@@ -333,7 +336,7 @@ class Repository:
         """
         status = await self.conn.execute(_UPDATE_FIELDS, *change.parameters())
         if status != "UPDATE 1":
-            raise ConcurrentChange(f"policy {change.policy_id} is not at version {change.version}")
+            raise change.stale()
 
     async def set_default(
         self, partner_id: str, account_type: AccountType, policy_id: uuid.UUID | None
@@ -610,7 +613,7 @@ class Repository:
             *recorded,
         )
         if row is None or row["changed"] != 1:
-            raise ConcurrentChange(f"policy {change.policy_id} is not at version {change.version}")
+            raise change.stale()
 
     # -- integrations ------------------------------------------------------
 

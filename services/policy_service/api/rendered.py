@@ -3,9 +3,9 @@
 Rendering a policy (``model_dump_json``) was 11.5 % of ``GET effective-policies``
 (docs/performance.md), and policies change far less often than they are read.
 A policy's state never changes under one ``(id, version, updated_at)``: every
-change bumps the version in the transaction that makes it (the unit of work),
-and a policy deleted and created again under the same id starts from another
-``updated_at``. So the bytes rendered for a state read from PostgreSQL stand
+change bumps the version in the transaction that makes it (the unit of work);
+the service makes policy ids and never reuses one, and ``updated_at`` would
+tell a reused one apart anyway. So the bytes rendered for a state read from PostgreSQL stand
 for every later read of that same state; the oldest renderings go first.
 """
 

@@ -41,10 +41,10 @@ class UnitOfWork:
         self._created_policies: set[uuid.UUID] = set()
         self._touched_policies: set[uuid.UUID] = set()
         self._bumped_policies: set[uuid.UUID] = set()  # versioned by the change itself
-        # States known without reading them (nothing changed them since): not read
-        # again at commit.
-        self._known_policies: dict[uuid.UUID, PolicyState] = {}
         self._fields: PolicyFields | None = None  # a policy's fields, written at commit
+        # The state they leave, while nothing else of that policy changed: then
+        # commit writes them with the change's events and does not read it.
+        self._fields_state: PolicyState | None = None
         # PostgreSQL's now() in this transaction, when read (with the policy changed).
         self.transaction_time: datetime | None = None
         self._created_customers: set[uuid.UUID] = set()
@@ -112,8 +112,8 @@ class UnitOfWork:
 
     def policies_changed(self, ids: list[uuid.UUID] | set[uuid.UUID]) -> None:
         self._touched_policies.update(ids)
-        for policy_id in ids:
-            self._known_policies.pop(policy_id, None)  # changed since: read it at commit
+        if self._fields_state is not None and self._fields_state.id in ids:
+            self._fields_state = None  # changed since: read it at commit
 
     def policy_fields_changed(
         self,
@@ -152,7 +152,7 @@ class UnitOfWork:
         self._bumped_policies.add(current.id)  # versioned by that statement itself
         if changed_before:  # ``current`` is not all this unit of work changed of it
             return
-        self._known_policies[current.id] = current.model_copy(
+        self._fields_state = current.model_copy(
             update={
                 "name": name,
                 "description": description,
@@ -215,8 +215,8 @@ class UnitOfWork:
         if not self._open:
             raise RuntimeError("unit of work not started")
         repo, actor, partner = self.repo, self.principal.sub, self.principal.partner_id
-        fields = self._fields
-        fused = fields if fields and fields.policy_id in self._known_policies else None
+        fields, known = self._fields, self._fields_state
+        fused = fields if known is not None else None
         if fields is not None and fused is None:
             await repo.update_policy(fields)  # before the state is read
         bump_policies = sorted(
@@ -230,13 +230,11 @@ class UnitOfWork:
 
         outgoing: list[events.OutgoingEvent] = []
         policy_ids = sorted(self._touched_policies | self._created_policies)
-        unknown = [i for i in policy_ids if i not in self._known_policies]
+        unknown = [i for i in policy_ids if known is None or i != known.id]
         read = await repo.policies(partner, unknown) if unknown else {}
-        states = {
-            i: state
-            for i in policy_ids
-            if (state := self._known_policies.get(i) or read.get(i)) is not None
-        }
+        if known is not None:
+            read[known.id] = known
+        states = {i: read[i] for i in policy_ids if i in read}
         for state in states.values():
             created = state.id in self._created_policies
             outgoing.append(events.policy_event(state, created=created))

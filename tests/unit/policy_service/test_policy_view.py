@@ -85,7 +85,7 @@ def test_a_changed_policy_is_rendered_again() -> None:
     assert rendered(before) == validated_json(before)
     renamed = before.model_copy(update={"name": "renamed", "version": before.version + 1})
     assert rendered(renamed) == validated_json(renamed)
-    # Deleted and created again under the same id: version 1 again, another updated_at.
+    # An id used again (the service never does): version 1 again, another updated_at.
     again = before.model_copy(
         update={"name": "again", "version": 1, "updated_at": datetime.now(UTC)}
     )
