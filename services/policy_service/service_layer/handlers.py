@@ -19,7 +19,7 @@ from schemas.policy import PolicyState
 from schemas.topics import TopicNames
 from services.decision import CustomerView, Decision, EffectivePolicy, decide
 from services.policy_service.adapters.database import Database
-from services.policy_service.adapters.repository import Cursor, Repository
+from services.policy_service.adapters.repository import ConcurrentChange, Cursor, Repository
 from services.policy_service.api.models import (
     CustomerCreate,
     CustomerPatch,
@@ -235,6 +235,8 @@ class PolicyService:
             if taken is None or exc.constraint_name != _NAME_PER_TYPE:
                 raise
             raise taken from exc
+        except ConcurrentChange as exc:  # the contract's 409 for a conflicting change
+            raise Conflict(f"policy {policy_id} changed meanwhile; read it and retry") from exc
         return uow.committed_policies.get(policy_id) or await self.get_policy(principal, policy_id)
 
     async def set_policy_customers(

@@ -2,6 +2,13 @@
 
 import asyncio
 import uuid
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from schemas.policy import PolicyState
+from services.policy_service.adapters.repository import Repository
 
 from .support import Tenant, assert_problem, discovered, error_fields
 
@@ -362,3 +369,33 @@ async def test_one_patch_of_fields_default_and_customers_answers_the_whole_chang
     assert patched["customer_ids"] == [customer["id"]]
     assert patched["version"] == policy["version"] + 1
     assert patched == await tenant.policy(policy["id"])
+
+
+async def test_a_change_made_from_a_version_no_longer_current_answers_409(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/contract.md: 409 for a conflicting concurrent change. Under the partner lock
+    none can happen; here the read is made to return the version before the current."""
+    policy = await tenant.create_policy()
+    await tenant.ok("PATCH", f"/v1/import-policies/{policy['id']}", json_body={"description": "2"})
+    read = Repository.policy_and_now
+
+    async def one_version_behind(
+        self: Repository, *args: Any
+    ) -> tuple[PolicyState | None, datetime]:
+        state, now = await read(self, *args)
+        assert state is not None
+        return state.model_copy(update={"version": state.version - 1}), now
+
+    monkeypatch.setattr(Repository, "policy_and_now", one_version_behind)
+    reply = await tenant.call(
+        "PATCH", f"/v1/import-policies/{policy['id']}", json_body={"name": "lost"}
+    )
+    assert_problem(reply, 409)
+    monkeypatch.undo()
+    current = await tenant.policy(policy["id"])
+    assert (current["name"], current["description"], current["version"]) == (
+        policy["name"],
+        "2",
+        2,
+    )
