@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit test-integration test-e2e screenshots lint fmt schemas settings-doc bench bench-accounts bench-api bench-handlers clean
+.PHONY: install run test test-unit test-integration test-e2e screenshots lint fmt schemas settings-doc bench bench-accounts bench-api bench-handlers bench-broker clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-accounts: $(STAMP)
 ## The handlers against the vendor simulators (docs/performance.md).
 bench-handlers: $(STAMP)
 	$(BIN)/python bench/handlers_bench.py
+
+## The development broker alone: its trip latency as a topic fills with small batches.
+bench-broker: $(STAMP)
+	$(BIN)/python bench/broker_probe.py
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

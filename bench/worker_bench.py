@@ -18,7 +18,8 @@ machine, in the same run:
 
 and prints events/s, the ratios b/a, c/a, c/(a-fan), b/d, p50/p99
 discovery->decision latency at a fixed rate beside one trip of a record
-through the broker at the same time, and the worker's peak RSS. The last line
+through the broker at the same time (and how much that trip slowed from the
+first second timed to the last), and the worker's peak RSS. The last line
 is ``RATIOS rediscovery/raw=<x> new/raw=<y> rediscovery/faust=<z>
 new/raw_fanout=<w> p99/broker_trip_p99=<v> ...``.
 
@@ -402,7 +403,21 @@ class Latency:
     p99: float
     broker_p50: float
     broker_p99: float
+    broker_first_p50: float  # the trips sent in the first second timed
+    broker_last_p50: float  # and in the last one
     peak_rss: float
+
+
+def _first_last_p50(trips: list[tuple[float, float]]) -> tuple[float, float]:
+    """p50 (ms) of the trips sent in the first and in the last second of ``trips``.
+
+    Tansu's fetch slows as a partition holds more record batches (every
+    discovery here is one): the same trip gets slower while the probe runs.
+    """
+    start, end = min(t for t, _ in trips), max(t for t, _ in trips)
+    first = [d for t, d in trips if t < start + 1]
+    last = [d for t, d in trips if t > end - 1]
+    return statistics.median(first) * 1000, statistics.median(last) * 1000
 
 
 def _p50_p99(samples: list[float]) -> tuple[float, float]:
@@ -419,7 +434,8 @@ async def latency(
     itself a record through the broker (a topic of its own, read by the same
     consumer). A discovery makes two such trips (to the worker, and its
     decision back): a rough baseline for the first figure (quantiles of two
-    legs do not add up exactly).
+    legs do not add up exactly). The trips of the first and of the last second
+    show how much the broker itself slowed during the probe.
     """
     topic_in, decisions = "bench.latency.in", "bench.latency.decisions"
     control = "bench.latency.control"
@@ -448,7 +464,7 @@ async def latency(
         await wait_for_commits(bootstrap, "bench-latency", topic_in, 1, limit=120)
         sim.rediscovery_rate = 0.0
         samples: list[float] = []
-        trips: list[float] = []
+        trips: list[tuple[float, float]] = []  # (sent at, duration)
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=False
         )
@@ -481,7 +497,8 @@ async def latency(
             for records in batch.values():
                 for r in records:
                     if r.topic == control:
-                        trips.append(now - json.loads(r.value)["sent"])
+                        sent = json.loads(r.value)["sent"]
+                        trips.append((sent, now - sent))
                         continue
                     ext = json.loads(r.value)["data"]["account"]["external_id"]
                     if ext in sent_at:
@@ -489,7 +506,12 @@ async def latency(
         await sender
         await producer.stop()
         rss = peak_rss_mb(worker.pid)
-        return Latency(*_p50_p99(samples), *_p50_p99(trips), peak_rss=rss)
+        return Latency(
+            *_p50_p99(samples),
+            *_p50_p99([d for _, d in trips]),
+            *_first_last_p50(trips),
+            peak_rss=rss,
+        )
     finally:
         await consumer.stop()
         stop(worker)
@@ -661,7 +683,9 @@ async def main() -> None:
         )
         print(
             f"    one trip through the broker meanwhile: p50 {lat.broker_p50:.1f} ms,"
-            f" p99 {lat.broker_p99:.1f} ms (a decision makes two)"
+            f" p99 {lat.broker_p99:.1f} ms (a decision makes two);"
+            f" p50 {lat.broker_first_p50:.1f} ms in the first second, {lat.broker_last_p50:.1f}"
+            " in the last"
         )
         idle = float(os.environ.get("BENCH_IDLE_SECONDS", "60"))
         ports = {"WORKER_HTTP_PORT": str(free_port_run(worker_processes()))}
@@ -677,6 +701,7 @@ async def main() -> None:
             f"RATIOS rediscovery/raw={b_a:.2f} new/raw={c_a:.2f} rediscovery/faust={b_d:.1f}"
             f" new/raw_fanout={results['new'] / fanout:.2f}"
             f" p99/broker_trip_p99={lat.p99 / lat.broker_p99:.2f}"
+            f" broker_trip_last/first={lat.broker_last_p50 / lat.broker_first_p50:.1f}"
             f" projected/decided={projected / results['new']:.2f}"
             f" rss_growth={rss_all / rss_new:.2f}"
         )
