@@ -147,6 +147,54 @@ async def seed(dsn: str, customers: int) -> list[uuid.UUID]:
     return ids
 
 
+async def _metric_per_process(port: int, processes: int, name: str) -> list[float]:
+    """The value of the unlabelled sample ``name`` on each worker process's metrics port."""
+    values = []
+    async with aiohttp.ClientSession() as http:
+        for i in range(processes):
+            async with http.get(f"http://127.0.0.1:{port + i}/metrics") as reply:
+                text = await reply.text()
+            found = [
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == name
+            ]
+            values.append(sum(found))
+    return values
+
+
+async def settle(
+    bootstrap: str,
+    topic: str,
+    data: list[tuple[bytes, bytes]],
+    port: int,
+    processes: int,
+    limit: float = 120,
+) -> int:
+    """Send a few records at a time until every worker process has done a batch.
+
+    Then every process holds partitions: the group has formed, and no process
+    joining mid-measurement pauses the partitions with a rebalance (with two
+    processes and 20,000 new accounts that cost (c) a third of its rate).
+    Returns how many of ``data`` were sent.
+    """
+    sent, deadline = 0, time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            batches = await _metric_per_process(port, processes, "import_batch_size_count")
+        except aiohttp.ClientError:  # a process is not serving its metrics yet
+            batches = [0.0]
+        if all(batches):
+            return sent
+        if sent + 16 > len(data):
+            break
+        await produce(bootstrap, topic, data[sent : sent + 16])
+        sent += 16
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"not every worker process took partitions after {sent} records")
+
+
 async def records_per_decision(port: int, processes: int) -> float:
     """Records the worker sent per decision (its commands, plus the decision itself).
 
@@ -284,8 +332,9 @@ async def timed_run(
 ) -> float:
     """Events/s of a running worker: warm it up, then time producing and processing all.
 
-    The first record is sent alone and awaited, so the worker's startup and
-    group join are not counted; producing (~400k/s) is far faster than the
+    The first record is sent alone and awaited, so the worker's startup is
+    not counted (with several processes, call ``settle`` first so the group
+    has formed); producing (~400k/s) is far faster than the
     worker, so the span measures the worker. ``before``: records already
     committed on ``topic`` by earlier phases.
     """
@@ -633,10 +682,14 @@ async def main() -> None:
             tmp,
         )
         try:
-            results["new"] = await timed_run(bootstrap, "bench-worker", topic, fresh)
+            warm = await settle(bootstrap, topic, fresh, worker_port, worker_processes())
+            await wait_for_commits(bootstrap, "bench-worker", topic, warm, limit=120)
+            fresh = fresh[warm:]
+            decided = warm + len(fresh)
+            results["new"] = await timed_run(bootstrap, "bench-worker", topic, fresh, warm)
             sent_per_new = await records_per_decision(worker_port, worker_processes())
             rss_new = rss_mb(worker.pid)
-            results["old"] = await timed_run(bootstrap, "bench-worker", topic, again, len(fresh))
+            results["old"] = await timed_run(bootstrap, "bench-worker", topic, again, decided)
             rss_all = rss_mb(worker.pid)
         finally:
             stop(worker)
@@ -657,13 +710,13 @@ async def main() -> None:
             " (as many as (c) sent per new account)"
         )
         print(
-            f"worker RSS (largest process): {rss_new:.0f} MB after {len(fresh)} events, "
+            f"worker RSS (largest process): {rss_new:.0f} MB after {decided} events, "
             f"{rss_all:.0f} MB after {events} ({rss_all / rss_new:.2f}x)"
         )
 
         # (e) the policy service's read model, on the decisions (c) produced.
         projected, reported = await projected_rate(
-            bootstrap, dsn, "import.decisions", len(fresh), PARTITIONS
+            bootstrap, dsn, "import.decisions", decided, PARTITIONS
         )
         print(f"(e) read model, accounts projected {projected:8.0f} accounts/s (decisions)")
         print(f"    and their commands' results    {reported:8.0f} results/s")
