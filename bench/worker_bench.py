@@ -175,8 +175,8 @@ async def settle(
     """Send a few records at a time until every worker process has done a batch.
 
     Then every process holds partitions: the group has formed, and no process
-    joining mid-measurement pauses the partitions with a rebalance (with two
-    processes and 20,000 new accounts that cost (c) a third of its rate).
+    joining mid-measurement pauses the partitions with a rebalance (a join
+    takes about a second here, and (c) lasts two or three).
     Returns how many of ``data`` were sent.
     """
     sent, deadline = 0, time.monotonic() + limit
