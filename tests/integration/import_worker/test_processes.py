@@ -13,6 +13,7 @@ import socket
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -66,15 +67,29 @@ async def test_two_processes_split_the_work_and_a_killed_one_is_replaced(
     sim = AgentSimulator(partner, customer_ids, rediscovery_rate=0.3, seed=515)
     events = list(sim.stream(4000))
     topic = h.topics.account_discovered
-    landed = await produce(producer, topic, events[:2000])
+
+    counts: list[float] = []
 
     async def both_working() -> bool:
-        counts = [await events_counted(http, worker.port + i) for i in range(2)]
+        counts[:] = [await events_counted(http, worker.port + i) for i in range(2)]
         return all(c > 0 for c in counts)
 
-    await wait_until(both_working, "both processes deciding", timeout=60)
+    # Discoveries keep coming until both have decided some: a process that joins
+    # the group after the other has drained the topic would have nothing to do.
+    landed: list[Any] = []
+    fed = 0
+    deadline = asyncio.get_running_loop().time() + 60
+    while not await both_working():
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"both processes deciding: events counted {counts} after {fed} discoveries\n"
+            + worker.log_tail(80)
+        )
+        if fed < 3000:  # the rest is for after the kill
+            landed += await produce(producer, topic, events[fed : fed + 50])
+            fed += 50
+        await asyncio.sleep(0.5)
     os.kill(first[0], signal.SIGKILL)
-    landed += await produce(producer, topic, events[2000:])
+    landed += await produce(producer, topic, events[fed:])
 
     async def replaced() -> list[int] | None:
         now = worker.children()
