@@ -49,6 +49,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from schemas.customer import CustomerState, PolicyAssignment
 from schemas.enums import AccountType
@@ -147,21 +148,16 @@ async def seed(dsn: str, customers: int) -> list[uuid.UUID]:
     return ids
 
 
-async def _metric_per_process(port: int, processes: int, name: str) -> list[float]:
-    """The value of the unlabelled sample ``name`` on each worker process's metrics port."""
-    values = []
+async def samples_per_process(port: int, processes: int) -> list[list[Sample]]:
+    """The metric samples of each worker process, read from its port (``port`` + i)."""
+    found = []
     async with aiohttp.ClientSession() as http:
         for i in range(processes):
             async with http.get(f"http://127.0.0.1:{port + i}/metrics") as reply:
                 text = await reply.text()
-            found = [
-                sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-                if sample.name == name
-            ]
-            values.append(sum(found))
-    return values
+            families = text_string_to_metric_families(text)
+            found.append([sample for family in families for sample in family.samples])
+    return found
 
 
 async def settle(
@@ -182,10 +178,13 @@ async def settle(
     sent, deadline = 0, time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
-            batches = await _metric_per_process(port, processes, "import_batch_size_count")
+            processed = [
+                sum(x.value for x in samples if x.name == "import_batch_size_count")
+                for samples in await samples_per_process(port, processes)
+            ]
         except aiohttp.ClientError:  # a process is not serving its metrics yet
-            batches = [0.0]
-        if all(batches):
+            processed = [0.0]
+        if all(processed):
             return sent
         if sent + 16 > len(data):
             break
@@ -201,20 +200,13 @@ async def records_per_decision(port: int, processes: int) -> float:
     Read from the worker's own counters (``import_commands``, ``import_events``
     by outcome) on every process's metrics port (``port`` + i).
     """
-    commands = decisions = 0.0
-    async with aiohttp.ClientSession() as http:
-        for i in range(processes):
-            async with http.get(f"http://127.0.0.1:{port + i}/metrics") as reply:
-                text = await reply.text()
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name == "import_commands_total":
-                        commands += sample.value
-                    elif sample.name == "import_events_total" and sample.labels.get("outcome") in (
-                        "imported",
-                        "no_policy",
-                    ):
-                        decisions += sample.value
+    samples = [x for each in await samples_per_process(port, processes) for x in each]
+    commands = sum(x.value for x in samples if x.name == "import_commands_total")
+    decisions = sum(
+        x.value
+        for x in samples
+        if x.name == "import_events_total" and x.labels.get("outcome") in ("imported", "no_policy")
+    )
     if not decisions:
         raise RuntimeError("the worker's metrics count no decision")
     return (commands + decisions) / decisions
