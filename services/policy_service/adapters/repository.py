@@ -262,14 +262,14 @@ class Repository:
     ) -> tuple[PolicyState | None, datetime]:
         """The policy (None if the partner has none such) and the transaction's
         ``now()``, in one round trip: the time every change of it is stamped with."""
-        rows = await self.conn.fetch(
+        row = await self.conn.fetchrow(  # always one row: the lateral join keeps it
             "SELECT now() AS transaction_time, s.* FROM (SELECT 1) AS one LEFT JOIN LATERAL ("
             + _POLICY_SELECT
             + " WHERE p.partner_id = $1 AND p.id = $2) AS s ON true",
             partner_id,
             policy_id,
         )
-        row = rows[0]
+        assert row is not None
         return (_policy(row) if row["id"] is not None else None), row["transaction_time"]
 
     async def list_policies(
