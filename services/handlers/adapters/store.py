@@ -57,6 +57,16 @@ class SealedPassword:
     changed_by: str
 
 
+@dataclass(frozen=True)
+class Deferral:
+    """What :meth:`Store.defer_unless_known` found: the password (None: the link was
+    saved deferred), and when this command's earlier attempt deferred the entry, if
+    one did and a change has taken the create over since."""
+
+    known: SealedPassword | None
+    handed_over_at: datetime | None = None
+
+
 _UPSERT_INTEGRATION = """
 INSERT INTO handlers.integrations AS i
     (partner_id, provider, base_url, settings, enabled, credentials_ciphertext, version, removed)
@@ -77,6 +87,23 @@ RETURNING version
 #: entry left deferred, the vault without its secret). Held for short transactions
 #: only, never across a vendor call.
 ACCOUNT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 20261201))"
+
+#: The inbox keeps a command's latest result: a documentation link has two writers
+#: (its command, and the password change that makes its deferred entry), and a redo
+#: of the command reporting what its first attempt reached (``deferred``) must not
+#: replace the ``created`` the change wrote meanwhile. Both writers take the inbox
+#: row before the link's row, so that they never deadlock.
+_KEEP = """coalesce((x.result->>'finished_at')::timestamptz
+               > ($4::jsonb->>'finished_at')::timestamptz, false)"""
+_KEEP_LATEST_RESULT = f"""
+UPDATE handlers.inbox AS x SET
+    result_type = CASE WHEN {_KEEP} THEN x.result_type ELSE $2 END,
+    result_id = CASE WHEN {_KEEP} THEN x.result_id ELSE $3 END,
+    result = CASE WHEN {_KEEP} THEN x.result ELSE $4::jsonb END,
+    updated_at = now(){{done}}
+WHERE x.command_id = $1"""
+_FINISH_COMMAND = _KEEP_LATEST_RESULT.format(done=", state = 'done'")
+_CHANGE_RESULT = _KEEP_LATEST_RESULT.format(done="")
 
 _LATEST = """SELECT change_id, changed_at, ciphertext, changed_by FROM handlers.latest_passwords
              WHERE account_key = $1"""
@@ -204,8 +231,7 @@ class Store:
         the command was a waiting welcome email)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                """UPDATE handlers.inbox SET state = 'done', result_type = $2, result_id = $3,
-                       result = $4::jsonb, updated_at = now() WHERE command_id = $1""",
+                _FINISH_COMMAND,
                 command_id,
                 result_type,
                 result_id,
@@ -265,16 +291,28 @@ class Store:
     async def latest_password(self, account_key: str) -> SealedPassword | None:
         return await latest_password(self.pool, account_key)
 
-    async def defer_unless_known(self, link: StoredDocLink) -> SealedPassword | None:
+    async def defer_unless_known(self, link: StoredDocLink) -> Deferral:
         """The account's password, if one is known; if not, ``link`` (deferred) is saved
         before the account's lock is let go, so a change arriving meanwhile finds it
-        (see :data:`ACCOUNT_LOCK`)."""
+        (see :data:`ACCOUNT_LOCK`).
+
+        A known password beside this command's own deferred link means an earlier
+        attempt deferred the entry and died before it was done, and a change came
+        after: that change found the link and makes the entry, so the answer says when
+        the deferral was made (``handed_over_at``) and this attempt must not create."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(ACCOUNT_LOCK, link.account_key)
             known = await latest_password(conn, link.account_key)
             if known is None:
                 await self._save_doc_link(conn, link)
-            return known
+                return Deferral(None)
+            deferred_at: datetime | None = await conn.fetchval(
+                """SELECT updated_at FROM handlers.doc_links
+                   WHERE account_key = $1 AND command_id = $2 AND entry_id IS NULL""",
+                link.account_key,
+                link.command_id,
+            )
+            return Deferral(known, deferred_at)
 
     async def doc_link(self, account_key: str) -> StoredDocLink | None:
         row = await self.pool.fetchrow(
@@ -311,15 +349,14 @@ class Store:
                 target,
                 account_key,
             )
-            if doc_link is not None:
-                await self._save_doc_link(conn, doc_link)
-            if result is not None:
+            if result is not None:  # the inbox row before the link, as finish() does
                 command_id, result_type, result_id, data = result
                 await conn.execute(
-                    """UPDATE handlers.inbox SET result_type = $2, result_id = $3,
-                           result = $4::jsonb, updated_at = now() WHERE command_id = $1""",
+                    _CHANGE_RESULT,
                     command_id,
                     result_type,
                     result_id,
                     json.dumps(data),
                 )
+            if doc_link is not None:
+                await self._save_doc_link(conn, doc_link)

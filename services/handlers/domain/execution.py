@@ -32,6 +32,8 @@ class Execution:
     detail: str = ""
     refs: tuple[Ref, ...] = ()
     contact: ContactInfo | None = None
+    #: when it ended, if not now: a redo reporting what its first attempt reached
+    finished_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if (self.outcome is None) == (self.reason is None):
@@ -91,7 +93,7 @@ def result_data(
         "contact": execution.contact,
         "detail": execution.detail[:DETAIL_LIMIT],
         "attempts": max(1, facts.attempts),
-        "finished_at": facts.finished_at,
+        "finished_at": execution.finished_at or facts.finished_at,
     }
     rid = result_id(facts.command_id, execution.label)
     if execution.outcome is not None:

@@ -9,10 +9,17 @@ once if a password change came first, else ``deferred`` until the first
 Every later change sets the linked entry's password (``updated``). Created
 entries carry the account's key in their notes, so a redo after a lost answer
 finds its own entry instead of making a second one.
+
+Once a link is deferred, its entry is the password change's to make: a redo of
+the command (its first attempt deferred and died before it was done) that now
+sees a password reports ``deferred`` again, as of the first attempt, and leaves
+the create to the change, which found the deferred link; two creates at once
+would make two entries, neither finding the other by its mark.
 """
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas.commands import DocumentationPasswordLink
 from schemas.results import FailureReason, Outcome, Ref
@@ -36,6 +43,19 @@ class DocLink:
     @property
     def deferred(self) -> bool:
         return self.entry_id is None
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The entry is not this attempt's to make. ``handed_over_at``: when an earlier
+    attempt of the command deferred it; a password change came since and makes it.
+    None: this attempt deferred it."""
+
+    handed_over_at: datetime | None = None
+
+
+KnownOrDefer = Callable[[], Awaitable[str | Deferred]]
+DEFERRED = "no entry yet: it is created when the account's password is first known"
 
 
 def _ref(system: str, entry: PasswordEntry) -> Ref:
@@ -75,13 +95,15 @@ async def _create(
 async def link_password(
     command: DocumentationPasswordLink,
     docs: DocumentationConnector,
-    known_or_defer: Callable[[], Awaitable[str | None]],
+    known_or_defer: KnownOrDefer,
 ) -> tuple[Execution, DocLink | None]:
     """The result and, when there is (or will be) an entry, the link to remember.
 
     ``known_or_defer`` is asked only when an entry is to be made: the account's password,
-    or None after it recorded the link as deferred (atomically, so that a password
-    change arriving at that moment either is returned or finds the deferred link)."""
+    or :class:`Deferred` after it recorded the link as deferred (atomically, so that a
+    password change arriving at that moment either is returned or finds the deferred
+    link), or when an earlier attempt's deferral stands (the link is the change's then,
+    and none is returned to remember)."""
     account, org = command.account, command.organization_id
     entries = await docs.password_entries(org, account.username)
     ours = [e for e in entries if carries(e.marker_text, account.key)]
@@ -106,9 +128,13 @@ async def link_password(
         detail = f"no entry of organisation {org} has username {account.username!r}"
         return Execution.succeeded(Outcome.NOT_FOUND, detail), None
     password = await known_or_defer()
-    if password is None:
-        detail = "no entry yet: it is created when the account's password is first known"
-        return Execution.succeeded(Outcome.DEFERRED, detail), DocLink(None)
+    if isinstance(password, Deferred):
+        if password.handed_over_at is None:
+            return Execution.succeeded(Outcome.DEFERRED, DEFERRED), DocLink(None)
+        again = Execution(
+            outcome=Outcome.DEFERRED, detail=DEFERRED, finished_at=password.handed_over_at
+        )
+        return again, None
     entry = await _create(command, docs, password, entries)
     detail = f"created in organisation {org}"
     return Execution.succeeded(Outcome.CREATED, detail, (_ref(docs.system, entry),)), DocLink(
@@ -134,11 +160,12 @@ async def apply_password(
     return Execution.succeeded(Outcome.UPDATED, "password updated", ref), link
 
 
-def known(password: str | None) -> Callable[[], Awaitable[str | None]]:
-    """A ``known_or_defer`` for :func:`link_password` that answers ``password`` (for
-    callers that keep no link, the connector tests among them)."""
+def known(password: str | None) -> KnownOrDefer:
+    """A ``known_or_defer`` for :func:`link_password` that answers ``password``, or a
+    deferral of this attempt for None (for callers that keep no link, the connector
+    tests among them)."""
 
-    async def answer() -> str | None:
-        return password
+    async def answer() -> str | Deferred:
+        return Deferred() if password is None else password
 
     return answer

@@ -162,11 +162,13 @@ class Executor:
                 return execution, {"psa_link": _psa_link(cmd, ctx, provider, execution)}
             if isinstance(cmd, DocumentationPasswordLink):
 
-                async def known_or_defer() -> str | None:
+                async def known_or_defer() -> str | documentation.Deferred:
                     deferred = doc_link(cmd, command_id, DocLink(None))
-                    sealed = await self.store.defer_unless_known(deferred)
-                    known = self._opened(sealed, cmd.account.key)
-                    return known.password if known else None
+                    found = await self.store.defer_unless_known(deferred)
+                    if found.handed_over_at is not None:
+                        return documentation.Deferred(found.handed_over_at)
+                    known = self._opened(found.known, cmd.account.key)
+                    return known.password if known else documentation.Deferred()
 
                 execution, link = await documentation.link_password(
                     cmd, cast(DocumentationConnector, connector), known_or_defer
