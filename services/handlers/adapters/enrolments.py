@@ -151,11 +151,12 @@ class EnrolmentStore:
             await conn.execute(ACCOUNT_LOCK, account_key)
             newest = await conn.fetchval(
                 """INSERT INTO handlers.latest_passwords AS p
-                       (account_key, change_id, changed_at, ciphertext, changed_by)
-                   VALUES ($1, $2, $3, $4, $5)
+                       (account_key, change_id, changed_at, ciphertext, changed_by,
+                        remembered_at)
+                   VALUES ($1, $2, $3, $4, $5, clock_timestamp())
                    ON CONFLICT (account_key) DO UPDATE SET change_id = EXCLUDED.change_id,
                        changed_at = EXCLUDED.changed_at, ciphertext = EXCLUDED.ciphertext,
-                       changed_by = EXCLUDED.changed_by
+                       changed_by = EXCLUDED.changed_by, remembered_at = clock_timestamp()
                    WHERE p.changed_at <= EXCLUDED.changed_at
                    RETURNING 1""",
                 account_key,

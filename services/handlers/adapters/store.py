@@ -314,6 +314,30 @@ class Store:
             )
             return Deferral(known, deferred_at)
 
+    async def save_link_and_newer(self, link: StoredDocLink) -> SealedPassword | None:
+        """Save ``link`` (its entry known) under the account's lock; then the account's
+        newest password if it was remembered after the link's command first began.
+
+        Such a change found no link to update (the command saves it only now), so it
+        skipped documentation: the command sets it. A change remembered after this
+        finds the link and updates the entry itself (see :data:`ACCOUNT_LOCK`)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(ACCOUNT_LOCK, link.account_key)
+            await self._save_doc_link(conn, link)
+            row = await conn.fetchrow(
+                """SELECT p.change_id, p.changed_at, p.ciphertext, p.changed_by
+                   FROM handlers.latest_passwords AS p
+                   JOIN handlers.inbox AS i ON i.command_id = $2
+                   WHERE p.account_key = $1 AND p.remembered_at > i.started_at""",
+                link.account_key,
+                link.command_id,
+            )
+        if row is None:
+            return None
+        return SealedPassword(
+            row["change_id"], row["changed_at"], row["ciphertext"], row["changed_by"]
+        )
+
     async def doc_link(self, account_key: str) -> StoredDocLink | None:
         row = await self.pool.fetchrow(
             "SELECT * FROM handlers.doc_links WHERE account_key = $1", account_key

@@ -15,6 +15,10 @@ the command (its first attempt deferred and died before it was done) that now
 sees a password reports ``deferred`` again, as of the first attempt, and leaves
 the create to the change, which found the deferred link; two creates at once
 would make two entries, neither finding the other by its mark.
+
+A change that arrives while the entry is being matched or created finds no link
+yet: once the command has saved its link, it sets the entry to such a change's
+password itself (:func:`catch_up`).
 """
 
 from collections.abc import Awaitable, Callable
@@ -140,6 +144,29 @@ async def link_password(
     return Execution.succeeded(Outcome.CREATED, detail, (_ref(docs.system, entry),)), DocLink(
         entry.id, entry.url
     )
+
+
+async def catch_up(
+    command: DocumentationPasswordLink,
+    entry_id: str,
+    docs: DocumentationConnector,
+    newer: Callable[[], Awaitable[tuple[str, str] | None]],
+    used: str | None,
+) -> bool:
+    """Set the linked entry to a password changed while it was being linked; whether
+    one was set.
+
+    ``newer`` saves the link and answers (change id, password) of the account's newest
+    change if it came after the command began (that change skipped documentation, the
+    link not saved yet); ``used``: the change a create just used. Asked again after each
+    set, until the newest is the one set, so that the entry ends at the newest password
+    even when a change that found the saved link sets it at the same moment."""
+    caught = False
+    while (found := await newer()) is not None and found[0] != used:
+        used, password = found
+        await docs.set_password(command.organization_id, entry_id, password)
+        caught = True
+    return caught
 
 
 async def apply_password(

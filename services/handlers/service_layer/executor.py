@@ -21,6 +21,7 @@ A welcome email is not sent from here: it is parked for
 minutes for its address, without holding the consumer.
 """
 
+import dataclasses
 import uuid
 from typing import Any, cast
 
@@ -161,22 +162,47 @@ class Executor:
                 execution = await psa.link_contact(cmd, cast(PsaConnector, connector))
                 return execution, {"psa_link": _psa_link(cmd, ctx, provider, execution)}
             if isinstance(cmd, DocumentationPasswordLink):
-
-                async def known_or_defer() -> str | documentation.Deferred:
-                    deferred = doc_link(cmd, command_id, DocLink(None))
-                    found = await self.store.defer_unless_known(deferred)
-                    if found.handed_over_at is not None:
-                        return documentation.Deferred(found.handed_over_at)
-                    known = self._opened(found.known, cmd.account.key)
-                    return known.password if known else documentation.Deferred()
-
-                execution, link = await documentation.link_password(
-                    cmd, cast(DocumentationConnector, connector), known_or_defer
+                return await self._link_documentation(
+                    cmd, cast(DocumentationConnector, connector), command_id
                 )
-                return execution, {"doc_link": doc_link(cmd, command_id, link) if link else None}
         except VendorError as exc:
             return vendor_failure(provider, exc), {}
         raise TypeError(f"no rule executes {cmd.TYPE}")
+
+    async def _link_documentation(
+        self, cmd: DocumentationPasswordLink, docs: DocumentationConnector, command_id: uuid.UUID
+    ) -> tuple[Execution, dict[str, Any]]:
+        """Link (or create, or defer) the entry; a linked one then gets a password
+        changed meanwhile (:func:`documentation.catch_up`)."""
+        key = cmd.account.key
+        used: str | None = None  # the change whose password a create takes
+
+        async def known_or_defer() -> str | documentation.Deferred:
+            nonlocal used
+            deferred = doc_link(cmd, command_id, DocLink(None))
+            found = await self.store.defer_unless_known(deferred)
+            if found.handed_over_at is not None:
+                return documentation.Deferred(found.handed_over_at)
+            known = self._opened(found.known, key)
+            if known is None:
+                return documentation.Deferred()
+            used = known.change_id
+            return known.password
+
+        execution, link = await documentation.link_password(cmd, docs, known_or_defer)
+        if link is None:
+            return execution, {"doc_link": None}
+        stored = doc_link(cmd, command_id, link)
+        if link.entry_id is not None:
+
+            async def newer() -> tuple[str, str] | None:
+                known = self._opened(await self.store.save_link_and_newer(stored), key)
+                return (known.change_id, known.password) if known else None
+
+            if await documentation.catch_up(cmd, link.entry_id, docs, newer, used):
+                detail = f"{execution.detail}; then set to the password changed meanwhile"
+                execution = dataclasses.replace(execution, detail=detail)
+        return execution, {"doc_link": stored}
 
     def _opened(self, sealed: SealedPassword | None, account_key: str) -> KnownPassword | None:
         """A known password, opened (None when there is none, or it does not open)."""

@@ -188,6 +188,66 @@ async def test_a_deferred_entry_is_created_with_the_first_password_then_updated(
     assert BOX.open(stored, key) == b"second-Secret-2"  # kept sealed, never in clear
 
 
+async def _when(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not await check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["created", "matched"])
+async def test_a_password_changed_while_the_entry_is_linked_reaches_it(
+    rig: Rig, handlers_db: asyncpg.Pool, existing: bool
+) -> None:
+    """A change remembered while the command is creating (or matching) the entry finds
+    no link yet, so it skips documentation; the command then sets it. Held open for
+    real: slow vendor answers, and the change sent once the command's create (or its
+    listing) is at the vendor."""
+    partner = _partner()
+    await _itglue(rig, partner)
+    await _settled(rig)
+    sim = rig.served.sims["itglue"]
+    username = f"m{uuid.uuid4().hex[:8]}"
+    command = doc_link(partner, "itglue", str(ITG_ORG), username=username)
+    key, customer = command.account.key, command.account.customer_id
+    if existing:
+        sim.add_password(ITG_ORG, name=username, username=username, password="old-Secret-0")  # type: ignore[attr-defined]
+    else:  # a password known before the command: the entry is created with it
+        first = await rig.bus.password(partner, key, customer, "first-Secret-3")
+        await _when(lambda: _latest_is(handlers_db, key, first), "the first password remembered")
+    seen = len(sim.requests)
+    at_vendor = "GET" if existing else "POST"
+    sim.latency = 1.5  # type: ignore[attr-defined]
+    try:
+        cid = await rig.bus.command(partner, command)
+
+        async def at_the_vendor() -> bool:
+            return any(
+                r.method == at_vendor and "passwords" in r.path for r in list(sim.requests)[seen:]
+            )
+
+        await _when(at_the_vendor, f"the command's {at_vendor} at the vendor")
+        second = await rig.bus.password(partner, key, customer, "second-Secret-3")
+        await _when(lambda: _latest_is(handlers_db, key, second), "the second password remembered")
+        [result] = await rig.bus.result(cid, timeout=60)
+    finally:
+        sim.latency = 0.0  # type: ignore[attr-defined]
+    entries = [p for p in sim.passwords.values() if p.get("username") == username]  # type: ignore[attr-defined]
+    assert len(entries) == 1
+    assert entries[0]["password"] == "second-Secret-3"
+    data = result.envelope["data"]
+    assert data["outcome"] == ("matched" if existing else "created")
+    assert data["detail"].endswith("then set to the password changed meanwhile")
+
+
+async def _latest_is(pool: asyncpg.Pool, key: str, change: str) -> bool:
+    found = await pool.fetchval(
+        "SELECT change_id FROM handlers.latest_passwords WHERE account_key = $1", key
+    )
+    return bool(found == change)
+
+
 async def test_a_password_that_does_not_open_is_dead_lettered(rig: Rig) -> None:
     partner = _partner()
     command = doc_link(partner, "itglue", str(ITG_ORG))

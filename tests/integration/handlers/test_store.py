@@ -112,3 +112,25 @@ async def test_defer_unless_known_defers_hands_over_or_answers_the_password(
     )
     made = await store.defer_unless_known(_link(key, cid))
     assert made.handed_over_at is None  # the change made the entry: nothing deferred
+
+
+async def test_a_saved_link_answers_a_password_remembered_after_its_command_began(
+    handlers_db: asyncpg.Pool,
+) -> None:
+    store = Store(handlers_db)
+    key = f"p-{uuid.uuid4().hex[:8]}:c:ad:u"
+    remember = """INSERT INTO handlers.latest_passwords AS p
+                      (account_key, change_id, changed_at, ciphertext, changed_by)
+                  VALUES ($1, $2, now(), 'sealed', 'technician')
+                  ON CONFLICT (account_key) DO UPDATE SET change_id = EXCLUDED.change_id,
+                      remembered_at = clock_timestamp()"""
+    await handlers_db.execute(remember, key, "before")
+    cid = await _started(store, key)
+    assert await store.save_link_and_newer(_link(key, cid, "7")) is None  # known before
+    stored = await store.doc_link(key)
+    assert stored is not None
+    assert stored.entry_id == "7"
+    await handlers_db.execute(remember, key, "meanwhile")
+    newer = await store.save_link_and_newer(_link(key, cid, "7"))
+    assert newer is not None
+    assert newer.change_id == "meanwhile"
