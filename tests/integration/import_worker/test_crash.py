@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -40,21 +40,27 @@ pytestmark = pytest.mark.timeout(180)
 EVENTS = 5000
 
 
-async def seed(db: asyncpg.Pool, partner: str) -> tuple[list[uuid.UUID], dict[uuid.UUID, Any]]:
-    """Customers and policies, written to the projection as bench/worker_bench.py does.
+async def seed(
+    db: asyncpg.Pool, partner: str, ids: Sequence[uuid.UUID] | None = None
+) -> tuple[list[uuid.UUID], dict[uuid.UUID, Any]]:
+    """Customers and policies, written to the projection as bench/worker_bench.py does;
+    ``ids``: the five customers' ids (else random).
 
     Returns the customer ids and, per customer, what decide() needs of it.
     """
     eu = policy(partner, AccountType.END_USER, end_user_options())
     ad = policy(partner, AccountType.ADMINISTRATOR, admin_options())
+    given = iter(ids or [None] * 5)
     customers = [
         customer(partner, end_user=eu.id, administrator=ad.id, psa=("connectwise", "A"),
-                 documentation=("itglue", "0")),
-        customer(partner, end_user=eu.id, administrator=ad.id, psa=("connectwise", "S")),
+                 documentation=("itglue", "0"), customer_id=next(given)),
         customer(partner, end_user=eu.id, administrator=ad.id, psa=("connectwise", "S"),
-                 documentation=("hudu", "2")),
-        customer(partner, end_user=eu.id, administrator=ad.id),
-        customer(partner, end_user=eu.id, documentation=("itglue", "4")),  # admins: no_policy
+                 customer_id=next(given)),
+        customer(partner, end_user=eu.id, administrator=ad.id, psa=("connectwise", "S"),
+                 documentation=("hudu", "2"), customer_id=next(given)),
+        customer(partner, end_user=eu.id, administrator=ad.id, customer_id=next(given)),
+        customer(partner, end_user=eu.id, documentation=("itglue", "4"),
+                 customer_id=next(given)),  # admins: no_policy
     ]  # fmt: skip
     projection = Projection(db)
     for state in (eu, ad, *customers):

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.decision import decide
 from services.import_worker.simulate import AgentSimulator
@@ -26,7 +28,7 @@ from services.import_worker.simulate import AgentSimulator
 from .events import key_of, new_partner
 from .support import Harness
 from .test_crash import produce, seed
-from .worker import BIN, wait_until
+from .worker import BIN, PARTITIONS, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -42,6 +44,18 @@ async def events_counted(http: aiohttp.ClientSession, port: int) -> float:
             if line.startswith("import_events_total{")
         )
     return 0.0
+
+
+def customers_on_every_partition(count: int = 5) -> list[uuid.UUID]:
+    """``count`` customer ids whose keys the producer's partitioner puts on every one of
+    the topic's partitions (each process of a group then has some to decide)."""
+    partitioner = DefaultPartitioner()
+    partitions = list(range(PARTITIONS))
+    by_partition: dict[int, uuid.UUID] = {}
+    while len(by_partition) < PARTITIONS:
+        cid = uuid.uuid4()
+        by_partition.setdefault(partitioner(str(cid).encode(), partitions, partitions), cid)
+    return [*by_partition.values(), *(uuid.uuid4() for _ in range(count - PARTITIONS))]
 
 
 def gone(pid: int) -> bool:
@@ -63,7 +77,9 @@ async def test_two_processes_split_the_work_and_a_killed_one_is_replaced(
     worker = h.worker
     first = await wait_until(lambda: len(worker.children()) == 2 and worker.children(), "2 pids")
     partner = new_partner()
-    customer_ids, inputs = await seed(worker_db, partner)
+    # Discoveries are keyed by customer: five random customers all land on one process's
+    # partitions about one run in sixteen, and the other would have nothing to decide.
+    customer_ids, inputs = await seed(worker_db, partner, customers_on_every_partition())
     sim = AgentSimulator(partner, customer_ids, rediscovery_rate=0.3, seed=515)
     events = list(sim.stream(4000))
     topic = h.topics.account_discovered
@@ -90,6 +106,7 @@ async def test_two_processes_split_the_work_and_a_killed_one_is_replaced(
         await asyncio.sleep(0.5)
     os.kill(first[0], signal.SIGKILL)
     landed += await produce(producer, topic, events[fed:])
+    assert {m.partition for m in landed} == set(range(PARTITIONS)), "work for either process"
 
     async def replaced() -> list[int] | None:
         now = worker.children()
