@@ -112,7 +112,10 @@ _LATEST = """SELECT change_id, changed_at, ciphertext, changed_by FROM handlers.
 async def latest_password(
     conn: asyncpg.Connection | asyncpg.Pool, account_key: str
 ) -> SealedPassword | None:
-    row = await conn.fetchrow(_LATEST, account_key)
+    return _sealed(await conn.fetchrow(_LATEST, account_key))
+
+
+def _sealed(row: asyncpg.Record | None) -> SealedPassword | None:
     if row is None:
         return None
     return SealedPassword(row["change_id"], row["changed_at"], row["ciphertext"], row["changed_by"])
@@ -332,11 +335,7 @@ class Store:
                 link.account_key,
                 link.command_id,
             )
-        if row is None:
-            return None
-        return SealedPassword(
-            row["change_id"], row["changed_at"], row["ciphertext"], row["changed_by"]
-        )
+        return _sealed(row)
 
     async def doc_link(self, account_key: str) -> StoredDocLink | None:
         row = await self.pool.fetchrow(

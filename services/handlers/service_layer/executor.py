@@ -202,6 +202,7 @@ class Executor:
             if await documentation.catch_up(cmd, link.entry_id, docs, newer, used):
                 detail = f"{execution.detail}; then set to the password changed meanwhile"
                 execution = dataclasses.replace(execution, detail=detail)
+            return execution, {"doc_link": None}  # saved by newer(), asked at least once
         return execution, {"doc_link": stored}
 
     def _opened(self, sealed: SealedPassword | None, account_key: str) -> KnownPassword | None:

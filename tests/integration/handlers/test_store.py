@@ -23,10 +23,16 @@ def _link(key: str, cid: uuid.UUID, entry_id: str | None = None) -> StoredDocLin
     return StoredDocLink(key, cid, "itglue", "50101", entry_id, None, {"type": "x"})
 
 
-async def _started(store: Store, key: str) -> uuid.UUID:
-    cid = uuid.uuid4()
+def _account() -> str:
+    return f"p-{uuid.uuid4().hex[:8]}:c:ad:u"
+
+
+async def _started(pool: asyncpg.Pool, key: str | None = None) -> tuple[Store, str, uuid.UUID]:
+    """A store, an account (of its own unless ``key``), and a command of it begun in
+    the inbox."""
+    store, key, cid = Store(pool), key or _account(), uuid.uuid4()
     await store.begin(cid, "documentation.password.link", key, key.split(":")[0], "itglue")
-    return cid
+    return store, key, cid
 
 
 async def _inbox(pool: asyncpg.Pool, cid: uuid.UUID) -> tuple[str, str]:
@@ -40,9 +46,7 @@ async def _inbox(pool: asyncpg.Pool, cid: uuid.UUID) -> tuple[str, str]:
 async def test_the_inbox_keeps_the_latest_result_whichever_writer_comes_last(
     handlers_db: asyncpg.Pool, change_first: bool
 ) -> None:
-    store = Store(handlers_db)
-    key = f"p-{uuid.uuid4().hex[:8]}:c:ad:u"
-    cid = await _started(store, key)
+    store, key, cid = await _started(handlers_db)
     created = (cid, *_result(cid, "created", T2))
     deferred = _result(cid, "deferred", T1)  # a redo's report of its first attempt
 
@@ -63,9 +67,7 @@ async def test_the_inbox_keeps_the_latest_result_whichever_writer_comes_last(
 async def test_a_later_result_of_the_command_replaces_an_earlier_one(
     handlers_db: asyncpg.Pool,
 ) -> None:
-    store = Store(handlers_db)
-    key = f"p-{uuid.uuid4().hex[:8]}:c:ad:u"
-    cid = await _started(store, key)
+    store, key, cid = await _started(handlers_db)
     await store.finish(cid, *_result(cid, "deferred", T1))
     await store.finish_change(
         str(uuid.uuid4()), "documentation", key, result=(cid, *_result(cid, "created", T2))
@@ -82,9 +84,7 @@ async def test_a_later_result_of_the_command_replaces_an_earlier_one(
 async def test_defer_unless_known_defers_hands_over_or_answers_the_password(
     handlers_db: asyncpg.Pool,
 ) -> None:
-    store = Store(handlers_db)
-    key = f"p-{uuid.uuid4().hex[:8]}:c:ad:u"
-    cid = await _started(store, key)
+    store, key, cid = await _started(handlers_db)
 
     first = await store.defer_unless_known(_link(key, cid))
     assert first.known is None
@@ -117,15 +117,14 @@ async def test_defer_unless_known_defers_hands_over_or_answers_the_password(
 async def test_a_saved_link_answers_a_password_remembered_after_its_command_began(
     handlers_db: asyncpg.Pool,
 ) -> None:
-    store = Store(handlers_db)
-    key = f"p-{uuid.uuid4().hex[:8]}:c:ad:u"
+    key = _account()
     remember = """INSERT INTO handlers.latest_passwords AS p
                       (account_key, change_id, changed_at, ciphertext, changed_by)
                   VALUES ($1, $2, now(), 'sealed', 'technician')
                   ON CONFLICT (account_key) DO UPDATE SET change_id = EXCLUDED.change_id,
                       remembered_at = clock_timestamp()"""
     await handlers_db.execute(remember, key, "before")
-    cid = await _started(store, key)
+    store, _, cid = await _started(handlers_db, key)
     assert await store.save_link_and_newer(_link(key, cid, "7")) is None  # known before
     stored = await store.doc_link(key)
     assert stored is not None
